@@ -1,0 +1,105 @@
+"""``infant-tissue import-keras``: published 3D-MASNet Keras weights -> weight bundle."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shlex
+import sys
+
+from .. import __version__
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOINPUT = 0, 1, 64, 66
+
+EXAMPLES = """\
+examples:
+  # the published iSeg-2019 ensemble (fused "deploy" form), ten members
+  infant-tissue import-keras 3D-MASNet/weights/ensemble/{0..9}.h5 --out masnet-iseg2019
+
+  # the example model in training form (four branches + BN per group): fused on import
+  infant-tissue import-keras 3D-MASNet/weights/example/test.h5 --out masnet-example --form train
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="infant-tissue import-keras",
+        description=(
+            "Convert Keras-2 HDF5 weight files of the 3D-MASNet DU-Net (reference implementation "
+            "layout) into an infant-tissue weight bundle: one safetensors member per file, "
+            "sha256-checked, fused. Network widths are read from the file."
+        ),
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("files", nargs="+", metavar="FILE.h5", help="Keras weight files")
+    parser.add_argument("--out", required=True, metavar="BUNDLE", help="bundle folder to create")
+    parser.add_argument(
+        "--form",
+        choices=("auto", "deploy", "train"),
+        default="auto",
+        help="form of the files: fused 'deploy' or training form 'train' (default: detected)",
+    )
+    parser.add_argument("--name", help="bundle name recorded in model.json (default: folder name)")
+    parser.add_argument(
+        "--fusion-epsilon",
+        type=float,
+        default=None,
+        metavar="EPS",
+        help=(
+            "BatchNorm epsilon for fusing training-form files (default: the layers' own 1e-3, "
+            "which reproduces the Keras outputs; the reference deploy script used 1e-5)"
+        ),
+    )
+    parser.add_argument(
+        "--licence",
+        default=(
+            "Weights converted from the public 3D-MASNet repository (RicardoZiTseng/3D-MASNet); "
+            "their terms of use are those of that repository."
+        ),
+        help="licence note recorded in model.json",
+    )
+    parser.add_argument("--force", action="store_true", help="replace an existing bundle")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on usage errors; BIDS-Apps use 64
+        return EXIT_USAGE if exc.code else EXIT_OK
+    logging.basicConfig(
+        level=logging.DEBUG
+        if args.verbose > 1
+        else logging.INFO
+        if args.verbose
+        else logging.WARNING,
+        format="%(levelname)s: %(message)s",
+    )
+    # Imported here so that --help stays fast.
+    from ..keras_import import KerasImportError, import_keras_bundle
+
+    command = "infant-tissue import-keras " + " ".join(
+        shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])
+    )
+    try:
+        bundle = import_keras_bundle(
+            args.files,
+            args.out,
+            form=args.form,
+            name=args.name,
+            fusion_epsilon=args.fusion_epsilon,
+            licence=args.licence,
+            command=f"{command} (infant-tissue {__version__})",
+            overwrite=args.force,
+        )
+    except FileNotFoundError as exc:
+        print(f"infant-tissue import-keras: error: {exc}", file=sys.stderr)
+        return EXIT_NOINPUT
+    except (KerasImportError, ValueError) as exc:
+        print(f"infant-tissue import-keras: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"wrote {bundle.path} ({len(bundle)} members, sha256 {bundle.sha256})")
+    return EXIT_OK

@@ -1,0 +1,70 @@
+"""``infant-tissue`` console script: dispatches ``infant-tissue COMMAND ...`` to its module.
+
+Each command module exposes ``main(argv: list[str] | None) -> int`` returning the exit code.
+Modules are imported lazily so that ``infant-tissue evaluate`` does not pay for torch/nipype.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+from .. import __version__
+
+#: command name -> (module, one-line summary)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "import-keras": (
+        "infant_tissue.cli.import_keras",
+        "convert published 3D-MASNet Keras HDF5 weights into a weight bundle",
+    ),
+    "demo": (
+        "infant_tissue.cli.demo",
+        "build, fuse, save and reload the paper's network (model-core tour, seconds on CPU)",
+    ),
+    "model-info": (
+        "infant_tissue.cli.model_info",
+        "verify a weight bundle and print its architecture, members and checksums",
+    ),
+}
+
+EXIT_USAGE = 64
+
+
+def register_command(name: str, module: str, summary: str) -> None:
+    """Add a command (used by modules that grow the CLI)."""
+    COMMANDS[name] = (module, summary)
+
+
+def usage() -> str:
+    width = max(len(n) for n in COMMANDS)
+    lines = [
+        f"infant-tissue {__version__}",
+        "",
+        "usage: infant-tissue COMMAND [options]",
+        "",
+        "commands:",
+        *(f"  {name:<{width}}  {summary}" for name, (_, summary) in sorted(COMMANDS.items())),
+        "",
+        "Run 'infant-tissue COMMAND --help' for the options of a command.",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage())
+        return 0 if argv else EXIT_USAGE
+    if argv[0] == "--version":
+        print(f"infant-tissue {__version__}")
+        return 0
+    command = argv[0]
+    if command not in COMMANDS:
+        print(f"infant-tissue: unknown command {command!r}\n\n{usage()}", file=sys.stderr)
+        return EXIT_USAGE
+    module = importlib.import_module(COMMANDS[command][0])
+    return int(module.main(argv[1:]) or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
