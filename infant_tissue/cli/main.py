@@ -21,6 +21,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "infant_tissue.cli.demo",
         "build, fuse, save and reload the paper's network (model-core tour, seconds on CPU)",
     ),
+    "train": (
+        "infant_tissue.cli.train",
+        "train a DU-Net (MixACB or baseline) with the reference schedule; resumable",
+    ),
+    "fuse": (
+        "infant_tissue.cli.fuse",
+        "fuse trained runs into one ensemble weight bundle with provenance",
+    ),
     "model-info": (
         "infant_tissue.cli.model_info",
         "verify a weight bundle and print its architecture, members and checksums",

@@ -1,0 +1,251 @@
+"""The training loop: the reference schedule, per-epoch CSV log, resumable checkpoints."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+from tqdm import tqdm
+
+from .. import __version__
+from ..bundle import sha256_file
+from ..nn import build_model
+from .checkpoint import STATE, load_checkpoint, save_checkpoint
+from .config import TrainingConfig
+from .data import Subject
+from .losses import (
+    cosine_annealing_lr,
+    cross_entropy,
+    dice_per_class,
+    keras_l2_penalty,
+    regularised_kernels,
+)
+from .sampling import PatchSampler
+
+LOGGER = logging.getLogger(__name__)
+LOG_FIELDS = [
+    "epoch",
+    "lr",
+    "loss",
+    "val_loss",
+    "val_dice_csf",
+    "val_dice_gm",
+    "val_dice_wm",
+    "seconds",
+]
+MODEL_WEIGHTS = "model.safetensors"
+MODEL_INFO = "model.json"
+
+
+@dataclass
+class TrainingResult:
+    run_dir: Path
+    epochs_run: int
+    history: list[dict[str, float]]
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"device {device!r} requested but no CUDA device is visible")
+    return torch.device(device)
+
+
+def _read_log(path: Path, upto_epoch: int) -> list[dict[str, float]]:
+    if not path.is_file():
+        return []
+    with path.open() as fh:
+        rows = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+    return [r for r in rows if r["epoch"] <= upto_epoch]
+
+
+def _write_log(path: Path, rows: list[dict[str, float]]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with tmp.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, LOG_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)
+
+
+def train(
+    config: TrainingConfig,
+    training: Sequence[Subject],
+    validation: Sequence[Subject],
+    run_dir: str | Path,
+    *,
+    device: str = "auto",
+    resume: bool = False,
+    progress: bool | None = None,
+    provenance: dict[str, Any] | None = None,
+    on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
+) -> TrainingResult:
+    """Train one network and write ``run_dir/model.safetensors`` + ``model.json``.
+
+    The run folder also holds ``config.json``, ``log.csv`` (one row per epoch: learning rate,
+    training loss, validation loss and Dice per tissue on fixed validation patches) and a
+    checkpoint after every epoch; ``resume=True`` continues from it bit for bit on CPU.
+    ``on_epoch_end(epoch, row)`` is called after each epoch's checkpoint is on disk.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    dev = resolve_device(device)
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    model = build_model(config.architecture, **config.architecture_kwargs).to(dev)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr_max, eps=1e-7)  # Keras eps
+    kernels = regularised_kernels(model)
+    sampler = PatchSampler(training, config.patch_size, rng, config.sampling, config.augment)
+    val_batches = _validation_patches(validation, config)
+
+    meta = {
+        "config": config.to_dict(),
+        "software": f"infant-tissue {__version__}",
+        **(provenance or {}),
+    }
+    first_epoch, history = 0, []
+    if resume and (run_dir / STATE).is_file():
+        state = load_checkpoint(run_dir, model, optimizer, rng)
+        if state.get("config") != config.to_dict():
+            raise ValueError(
+                f"{run_dir}: the checkpoint was written with a different configuration"
+            )
+        first_epoch = state["epoch"] + 1
+        history = _read_log(run_dir / "log.csv", state["epoch"])
+        LOGGER.info("resuming %s after epoch %d", run_dir, state["epoch"])
+    elif (run_dir / STATE).is_file():
+        raise FileExistsError(f"{run_dir}: holds a checkpoint; pass --resume or use a new folder")
+    (run_dir / "config.json").write_text(json.dumps(meta, indent=2))
+
+    show = sys.stderr.isatty() if progress is None else progress
+    steps = max(1, config.patches_per_epoch // config.batch_size)  # as the reference's Keras fit
+    for epoch in range(first_epoch, config.epochs):
+        start = time.perf_counter()
+        lr = cosine_annealing_lr(epoch, config.lr_max, config.lr_min, config.lr_period)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        model.train()
+        losses = []
+        bar = tqdm(
+            range(steps), desc=f"epoch {epoch + 1}/{config.epochs}", disable=not show, leave=False
+        )
+        for _ in bar:
+            images, labels = sampler.sample(config.batch_size)
+            x = torch.from_numpy(images).to(dev)
+            y = torch.from_numpy(labels).to(dev)
+            loss = cross_entropy(model(x), y)
+            total = loss + keras_l2_penalty(kernels, config.weight_decay)
+            optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            optimizer.step()
+            losses.append(loss.item())
+            bar.set_postfix(loss=f"{losses[-1]:.4f}")
+        row = {
+            "epoch": float(epoch),
+            "lr": lr,
+            "loss": float(np.mean(losses)),
+            **_validate(model, val_batches, dev),
+            "seconds": time.perf_counter() - start,
+        }
+        save_checkpoint(run_dir, epoch, model, optimizer, rng, {"config": config.to_dict()})
+        history.append(row)
+        _write_log(run_dir / "log.csv", history)
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, row)
+        LOGGER.info(
+            "epoch %d/%d lr %.2e loss %.4f val dice CSF %.3f GM %.3f WM %.3f (%.1f s)",
+            epoch + 1,
+            config.epochs,
+            lr,
+            row["loss"],
+            row["val_dice_csf"],
+            row["val_dice_gm"],
+            row["val_dice_wm"],
+            row["seconds"],
+        )
+    if config.bn_recalibration_batches and first_epoch < config.epochs:
+        recalibrate_batchnorm(
+            model,
+            (sampler.sample(config.batch_size)[0] for _ in range(config.bn_recalibration_batches)),
+            dev,
+        )
+    _save_final(run_dir, model, config, meta)
+    return TrainingResult(run_dir, config.epochs - first_epoch, history)
+
+
+def recalibrate_batchnorm(model: torch.nn.Module, batches, dev: torch.device) -> None:
+    """Replace BatchNorm running statistics by their exact average over ``batches``."""
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
+    model.eval()
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average
+        m.train()
+    with torch.no_grad():
+        for images in batches:
+            model(torch.from_numpy(images).to(dev))
+    for m, momentum in zip(norms, momenta, strict=True):
+        m.momentum = momentum
+    model.eval()
+
+
+def _validation_patches(subjects: Sequence[Subject], config: TrainingConfig):
+    if not subjects:
+        return []
+    # A separate generator: the validation set must not depend on (or disturb) training draws.
+    sampler = PatchSampler(subjects, config.patch_size, np.random.default_rng(config.seed + 1))
+    images, labels = sampler.sample(config.validation_patches)
+    return [(images[i : i + 8], labels[i : i + 8]) for i in range(0, len(images), 8)]
+
+
+def _validate(model, batches, dev) -> dict[str, float]:
+    nan = float("nan")
+    if not batches:
+        return {"val_loss": nan, "val_dice_csf": nan, "val_dice_gm": nan, "val_dice_wm": nan}
+    model.eval()
+    preds, truths, losses = [], [], []
+    with torch.no_grad():
+        for images, labels in batches:
+            logits = model(torch.from_numpy(images).to(dev))
+            y = torch.from_numpy(labels).to(dev)
+            losses.append(cross_entropy(logits, y).item() * len(images))
+            preds.append(logits.argmax(1).cpu())
+            truths.append(y.cpu())
+    csf, gm, wm = dice_per_class(torch.cat(preds), torch.cat(truths))
+    n = sum(len(b[0]) for b in batches)
+    return {"val_loss": sum(losses) / n, "val_dice_csf": csf, "val_dice_gm": gm, "val_dice_wm": wm}
+
+
+def _save_final(run_dir: Path, model, config: TrainingConfig, meta: dict[str, Any]) -> None:
+    tmp = run_dir / f".{MODEL_WEIGHTS}.tmp-{os.getpid()}"
+    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp))
+    digest = sha256_file(tmp)
+    os.replace(tmp, run_dir / MODEL_WEIGHTS)
+    info = {
+        "architecture": {
+            "name": config.architecture,
+            "kwargs": config.architecture_kwargs,
+            "fused": False,
+        },
+        "weights": MODEL_WEIGHTS,
+        "sha256": digest,
+        **meta,
+    }
+    tmp_json = run_dir / f".{MODEL_INFO}.tmp-{os.getpid()}"
+    tmp_json.write_text(json.dumps(info, indent=2))
+    os.replace(tmp_json, run_dir / MODEL_INFO)
