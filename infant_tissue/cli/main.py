@@ -33,6 +33,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "infant_tissue.cli.model_info",
         "verify a weight bundle and print its architecture, members and checksums",
     ),
+    "evaluate": (
+        "infant_tissue.cli.evaluate",
+        "score segmentations against ground truth: Dice, MHD, ASD, HD95, VS per tissue",
+    ),
+    "make-phantoms": (
+        "infant_tissue.cli.make_phantoms",
+        "generate synthetic 6-month infant phantoms (raw BIDS and/or iSeg layout)",
+    ),
 }
 
 EXIT_USAGE = 64

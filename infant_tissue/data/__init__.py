@@ -1,0 +1,1 @@
+"""Data helpers: the synthetic infant phantom generator and packaged data files."""
