@@ -9,8 +9,8 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-#: iSeg label files code background/CSF/GM/WM as 0/10/150/250.
-ISEG_CODES = {0: 0, 10: 1, 150: 2, 250: 3}
+from ..labels import to_model
+
 _ISEG_T1 = re.compile(r"^(?P<subject>.+)-T1\.(?P<ext>hdr|img|nii|nii\.gz)$")
 
 
@@ -42,19 +42,13 @@ def zscore_nonzero(image: np.ndarray) -> np.ndarray:
 
 
 def map_iseg_labels(label: np.ndarray, source: str | Path = "label") -> np.ndarray:
-    """Map 0/10/150/250 (or already 0/1/2/3) label values to 0/1/2/3; other values are errors."""
-    values = set(np.unique(label).astype(int).tolist())
-    if values <= {0, 1, 2, 3}:
-        return label.astype(np.uint8)
-    unknown = sorted(values - set(ISEG_CODES))
-    if unknown:
-        raise ValueError(
-            f"{source}: unexpected label values {unknown[:5]} (iSeg uses 0/10/150/250)"
-        )
-    out = np.zeros(label.shape, np.uint8)
-    for code, cls in ISEG_CODES.items():
-        out[label == code] = cls
-    return out
+    """Labels in iSeg's 0/10/150/250 coding (or already the model's 0-3) as model classes."""
+    values = np.unique(label)
+    coding = "model" if set(values.tolist()) <= {0, 1, 2, 3} else "iseg"
+    try:
+        return to_model(label, coding)
+    except ValueError as exc:
+        raise ValueError(f"{source}: {exc}") from None
 
 
 def _load(path: Path) -> np.ndarray:

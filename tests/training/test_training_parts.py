@@ -87,7 +87,7 @@ def test_iseg_errors(tmp_path):
     (tmp_path / "subject-1-T2.nii.gz").unlink()
     with pytest.raises(FileNotFoundError, match="subject-1-T2.nii.gz"):
         load_iseg_subject(tmp_path / "subject-1-T1.nii.gz")
-    with pytest.raises(ValueError, match="unexpected label values"):
+    with pytest.raises(ValueError, match="not in the 'iseg' coding"):
         map_iseg_labels(np.array([0, 10, 77]))
     with pytest.raises(ValueError, match="no voxel > 0"):
         zscore_nonzero(np.zeros((3, 3, 3)))
