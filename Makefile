@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 # CUDA build. The Dockerfile installs a CUDA build instead. Override: make TORCH=torch==X test
 TORCH  ?= torch==2.13.0
 
-.PHONY: venv demo test lint benchmark clean
+.PHONY: venv demo demo-bundle test lint benchmark clean
 
 $(BIN)/.installed: pyproject.toml version
 	$(PYTHON) -m venv $(VENV)
@@ -16,8 +16,30 @@ $(BIN)/.installed: pyproject.toml version
 
 venv: $(BIN)/.installed
 
+DEMO := demo-output
+
+# Phantom BIDS dataset -> participant -> group with the packaged demo bundle, on CPU.
 demo: venv
-	$(BIN)/infant-tissue demo --out demo-output
+	$(BIN)/infant-tissue make-phantoms $(DEMO)/bids --n-subjects 2 --seed 7 --shape 64 72 64 \
+		--skull-stripped --overwrite
+	$(BIN)/infant-tissue $(DEMO)/bids $(DEMO)/derivatives participant --skull-stripped \
+		--device cpu --nprocs 2 --omp-nthreads 2 -w $(DEMO)/work
+	$(BIN)/infant-tissue $(DEMO)/bids $(DEMO)/derivatives group
+	@echo; echo "outputs: $(DEMO)/derivatives (per session: sub-*/ses-*/anat; cohort: group/)"
+
+# Rebuild the packaged demo bundle from scratch (phantoms -> 3 training runs -> fuse -> check).
+demo-bundle: venv
+	rm -rf $(DEMO)/train && mkdir -p $(DEMO)/train
+	$(BIN)/infant-tissue make-phantoms $(DEMO)/train/iseg --form iseg --n-subjects 8 --seed 100
+	for seed in 0 1 2; do $(BIN)/infant-tissue train $(DEMO)/train/iseg \
+		--out $(DEMO)/train/run$$seed --config infant_tissue/data/demo_training.yaml \
+		--seed $$seed --folds 4 --fold $$seed --omp-nthreads 2 || exit 1; done
+	$(BIN)/infant-tissue fuse $(DEMO)/train/run0 $(DEMO)/train/run1 $(DEMO)/train/run2 \
+		--out infant_tissue/data/bundles/demo --float16 --force --name demo-phantom-tiny \
+		--description "Reduced-width DU-Net-MixACB (init_features 8, growth_rate 4) trained on \
+		synthetic phantoms only. NOT FOR RESEARCH USE." \
+		--licence "Synthetic-data demo model of infant-tissue (Apache-2.0); not for research use."
+	$(BIN)/python benchmarks/demo_bundle.py infant_tissue/data/bundles/demo
 
 test: venv
 	$(BIN)/pytest -q

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+
+os.environ.setdefault("NIPYPE_NO_ET", "1")  # no network from nipype in tests
+os.environ.setdefault("TEMPLATEFLOW_AUTOUPDATE", "0")
+os.environ.setdefault("MPLBACKEND", "Agg")
 
 TESTS = Path(__file__).resolve().parent
 if str(TESTS) not in sys.path:

@@ -56,30 +56,37 @@ def usage() -> str:
     lines = [
         f"infant-tissue {__version__}",
         "",
-        "usage: infant-tissue COMMAND [options]",
+        "usage: infant-tissue BIDS_DIR OUTPUT_DIR {participant,group} [options]   (the BIDS-App)",
+        "       infant-tissue COMMAND [options]",
         "",
         "commands:",
         *(f"  {name:<{width}}  {summary}" for name, (_, summary) in sorted(COMMANDS.items())),
         "",
-        "Run 'infant-tissue COMMAND --help' for the options of a command.",
+        "Run 'infant-tissue --help' for the BIDS-App options, "
+        "'infant-tissue COMMAND --help' for a command's.",
     ]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Dispatch to a command, or to the BIDS-App when the first argument is not a command."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help"):
-        print(usage())
-        return 0 if argv else EXIT_USAGE
-    if argv[0] == "--version":
-        print(f"infant-tissue {__version__}")
-        return 0
-    command = argv[0]
-    if command not in COMMANDS:
-        print(f"infant-tissue: unknown command {command!r}\n\n{usage()}", file=sys.stderr)
+    if not argv:
+        print(usage(), file=sys.stderr)
         return EXIT_USAGE
-    module = importlib.import_module(COMMANDS[command][0])
-    return int(module.main(argv[1:]) or 0)
+    if argv[0] == "--commands":
+        print(usage())
+        return 0
+    if argv[0] in COMMANDS:
+        module = importlib.import_module(COMMANDS[argv[0]][0])
+        return int(module.main(argv[1:]) or 0)
+    from . import run
+
+    if argv[0] in ("-h", "--help"):
+        run.build_parser().print_help()
+        print("\n" + usage())
+        return 0
+    return run.main(argv)
 
 
 if __name__ == "__main__":  # pragma: no cover

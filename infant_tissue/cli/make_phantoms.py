@@ -64,6 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--iseg-nifti", action="store_true", help="also write the iSeg form as .nii.gz"
     )
+    parser.add_argument(
+        "--skull-stripped",
+        action="store_true",
+        help="BIDS form: zero everything outside the brain (for --skull-stripped runs)",
+    )
     parser.add_argument("--overwrite", action="store_true", help="write into a non-empty OUT")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
     return parser
@@ -96,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         targets = []
         if args.form in ("bids", "both"):
             root = out if args.form == "bids" else out / "bids"
-            write_bids_dataset(root, subjects)
+            write_bids_dataset(root, subjects, skull_stripped=args.skull_stripped)
             targets.append(f"BIDS dataset: {root}")
         if args.form in ("iseg", "both"):
             root = out if args.form == "iseg" else out / "iseg"

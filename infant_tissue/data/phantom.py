@@ -624,8 +624,12 @@ def _grid(
     return shape, affine  # type: ignore[return-value]
 
 
-def make_bids_subject(subject: PhantomSubject) -> BidsVolumes:
-    """Render the raw BIDS form: T1w with skull, T2w on another grid after a head motion."""
+def make_bids_subject(subject: PhantomSubject, skull_stripped: bool = False) -> BidsVolumes:
+    """Render the raw BIDS form: T1w with skull, T2w on another grid after a head motion.
+
+    ``skull_stripped=True`` zeroes everything outside the brain in both images (each on its own
+    grid), as brain-extracted inputs for ``--skull-stripped`` runs.
+    """
     acq, anatomy = subject.acquisition, subject.anatomy
     head_axes = anatomy.head_semi_axes()
     shape1, affine1 = _grid(
@@ -651,6 +655,9 @@ def make_bids_subject(subject: PhantomSubject) -> BidsVolumes:
     t2w = to_int16(
         render_image(classes2, subject.contrast, "T2w", acq.t2w_voxel, subject.rng("t2w"))
     )
+    if skull_stripped:
+        t1w = np.where(dseg > 0, t1w, 0).astype(t1w.dtype)
+        t2w = np.where(tissue_labels(classes2) > 0, t2w, 0).astype(t2w.dtype)
     return BidsVolumes(t1w, affine1, t2w, affine2, dseg, t2w_to_t1w, acq.orientation)
 
 
@@ -781,7 +788,9 @@ derivatives/manual holds the ground-truth tissue segmentation (1 GM, 2 WM, 3 CSF
 """
 
 
-def write_bids_dataset(root: Path, subjects: Sequence[PhantomSubject]) -> list[Path]:
+def write_bids_dataset(
+    root: Path, subjects: Sequence[PhantomSubject], skull_stripped: bool = False
+) -> list[Path]:
     """Render and write the raw BIDS form of ``subjects`` plus the manual ``dseg`` derivative.
 
     Layout::
@@ -819,7 +828,7 @@ def write_bids_dataset(root: Path, subjects: Sequence[PhantomSubject]) -> list[P
     for subject in subjects:
         sub, ses = f"sub-{subject.participant}", f"ses-{SESSION}"
         logger.info("rendering BIDS %s", sub)
-        volumes = make_bids_subject(subject)
+        volumes = make_bids_subject(subject, skull_stripped=skull_stripped)
         anat = root / sub / ses / "anat"
         prefix = f"{sub}_{ses}"
         image(anat / f"{prefix}_T1w.nii.gz", _nifti(volumes.t1w, volumes.t1w_affine))

@@ -1,0 +1,407 @@
+"""The BIDS-App: ``infant-tissue BIDS_DIR OUTPUT_DIR {participant,group} [options]``.
+
+Exit codes follow the BIDS-Apps execution draft: 0 success, 1 some participant failed,
+16 BIDS validation failed, 17 unknown analysis level, 64 usage error, 66 missing input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from .. import __version__
+
+EXIT_OK, EXIT_FAILED, EXIT_VALIDATION, EXIT_LEVEL, EXIT_USAGE, EXIT_NOINPUT = 0, 1, 16, 17, 64, 66
+LEVELS = ("participant", "group")
+LOGGER = logging.getLogger("infant_tissue")
+
+EXAMPLES = """\
+examples:
+  # every participant, CPU or GPU chosen automatically, the bundled/default model
+  infant-tissue /data/bids /data/derivatives/infant-tissue participant
+  # two participants, already skull-stripped inputs (iSeg-like), a converted 3D-MASNet ensemble
+  infant-tissue /data/bids /out participant --participant-label 01 sub-02 \\
+      --skull-stripped --models /models/masnet-iseg2019
+  # a quick CPU run with a documented fast mode, 4 threads
+  infant-tissue /data/bids /out participant --inference-mode fast --omp-nthreads 4
+  # the cohort tables and figures, after every participant has run
+  infant-tissue /data/bids /out group
+"""
+
+
+def default_bundle() -> Path | None:
+    """The model used without ``--models``: $INFANT_TISSUE_MODELS, else the packaged demo."""
+    env = os.environ.get("INFANT_TISSUE_MODELS")
+    if env:
+        return Path(env)
+    packaged = Path(__file__).resolve().parent.parent / "data" / "bundles" / "demo"
+    return packaged if (packaged / "model.json").is_file() else None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="infant-tissue",
+        description="CSF/GM/WM segmentation of 6-month-old infant T1w+T2w MRI with 3D-MASNet "
+        "(BIDS-App). Other commands: infant-tissue --commands.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("bids_dir", type=Path, help="the input BIDS dataset")
+    p.add_argument("output_dir", type=Path, help="where derivatives are written")
+    p.add_argument("analysis_level", help="participant or group")
+    p.add_argument("--version", action="version", version=version_text())
+    g = p.add_argument_group("selecting data")
+    g.add_argument(
+        "--participant-label",
+        "--participant_label",
+        nargs="+",
+        metavar="LABEL",
+        help="participants to process (with or without 'sub-')",
+    )
+    g.add_argument("--session-label", nargs="+", metavar="LABEL", help="sessions to process")
+    g.add_argument(
+        "--bids-filter-file",
+        type=Path,
+        metavar="FILE",
+        help='JSON pybids filters per suffix, e.g. {"t1w": {"acquisition": "mprage"}}',
+    )
+    g.add_argument(
+        "--skip-bids-validation",
+        action="store_true",
+        help="do not check the input dataset's basic BIDS structure",
+    )
+    g.add_argument("--age-months", type=float, help="age at scan in months (overrides the tables)")
+    g.add_argument(
+        "--skull-stripped",
+        action="store_true",
+        help="inputs are already brain-extracted (iSeg-like): mask = non-zero voxels",
+    )
+    g.add_argument(
+        "--derivatives",
+        type=Path,
+        metavar="DIR",
+        help="derivatives with precomputed NiBabies-style desc-brain_mask files",
+    )
+    m = p.add_argument_group("model and inference")
+    m.add_argument("--models", type=Path, metavar="DIR", help="weight bundle (default: packaged)")
+    m.add_argument(
+        "--inference-mode",
+        default="faithful",
+        help="faithful (paper), fast, stride16, tile64, ... (see docs/inference.md)",
+    )
+    m.add_argument("--vote", choices=("hard", "soft"), default="hard", help="ensemble vote rule")
+    m.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
+    r = p.add_argument_group("resources")
+    r.add_argument("-w", "--work-dir", type=Path, help="intermediate files (default: ./work)")
+    r.add_argument(
+        "--nprocs",
+        "--n-cpus",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="processes for nipype's MultiProc plugin",
+    )
+    r.add_argument(
+        "--omp-nthreads",
+        type=int,
+        default=None,
+        help="threads per process (ANTs, PyTorch); default min(8, nprocs)",
+    )
+    r.add_argument("--mem-gb", type=float, help="memory available to the run")
+    r.add_argument(
+        "--nipype-plugin-file",
+        type=Path,
+        metavar="YAML",
+        help="nipype plugin and its args (MultiProc, SLURM, SGE, ...)",
+    )
+    r.add_argument(
+        "--clean-workdir",
+        action="store_true",
+        help="remove a session's work folder after it succeeds",
+    )
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv)")
+    return p
+
+
+def version_text() -> str:
+    lines = [f"infant-tissue {__version__}"]
+    bundle = default_bundle()
+    if bundle is not None and (bundle / "model.json").is_file():
+        import hashlib
+
+        meta = json.loads((bundle / "model.json").read_text())
+        sha = hashlib.sha256((bundle / "model.json").read_bytes()).hexdigest()
+        lines.append(
+            f"model bundle {meta.get('name')} ({len(meta.get('members', []))} members) sha256 {sha}"
+        )
+    else:
+        lines.append("model bundle: none installed (use --models)")
+    try:
+        import torch
+
+        cuda = torch.version.cuda or "none (CPU build)"
+        lines.append(f"torch {torch.__version__}, CUDA {cuda}")
+    except ImportError:  # pragma: no cover
+        lines.append("torch not installed")
+    return "\n".join(lines)
+
+
+def _setup_logging(verbose: int) -> None:
+    level = logging.WARNING - 10 * min(verbose + 1, 2)
+    logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
+    logging.getLogger("nipype").setLevel(logging.WARNING if verbose < 2 else logging.INFO)
+
+
+def _error(message: str) -> None:
+    print(f"infant-tissue: error: {message}", file=sys.stderr)
+
+
+def validate_bids(bids_dir: Path) -> str | None:
+    """Basic BIDS structure check; returns a problem or None."""
+    desc = bids_dir / "dataset_description.json"
+    if not desc.is_file():
+        return f"{desc}: missing (not a BIDS dataset; --skip-bids-validation to go on anyway)"
+    try:
+        data = json.loads(desc.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return f"{desc}: invalid JSON ({exc})"
+    if not isinstance(data, dict) or "Name" not in data or "BIDSVersion" not in data:
+        return f"{desc}: needs 'Name' and 'BIDSVersion'"
+    if not any(p.is_dir() and p.name.startswith("sub-") for p in bids_dir.iterdir()):
+        return f"{bids_dir}: no sub-* folders"
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return EXIT_USAGE if exc.code else EXIT_OK
+    _setup_logging(args.verbose)
+    if args.analysis_level not in LEVELS:
+        _error(f"unknown analysis level {args.analysis_level!r}; use participant or group")
+        return EXIT_LEVEL
+    if not args.bids_dir.is_dir():
+        _error(f"{args.bids_dir}: BIDS folder not found")
+        return EXIT_NOINPUT
+    if args.bids_dir.resolve() == args.output_dir.resolve():
+        _error("output_dir must differ from bids_dir")
+        return EXIT_USAGE
+    if not args.skip_bids_validation:
+        problem = validate_bids(args.bids_dir)
+        if problem:
+            _error(problem)
+            return EXIT_VALIDATION
+    if args.analysis_level == "group":
+        return run_group_level(args)
+    return run_participant_level(args)
+
+
+def run_group_level(args) -> int:
+    from ..group import run_group
+
+    try:
+        result = run_group(args.output_dir, args.bids_dir)
+    except (ValueError, FileNotFoundError) as exc:
+        _error(str(exc))
+        return EXIT_NOINPUT
+    print(f"group tables and figures in {args.output_dir / 'group'}")
+    failed = getattr(result, "failed", []) or []
+    missing = getattr(result, "missing", []) or []
+    if failed or missing:
+        print(
+            f"{len(failed)} failed and {len(missing)} missing sessions are listed in "
+            f"{args.output_dir / 'group' / 'sessions_status.tsv'}"
+        )
+    return EXIT_OK
+
+
+def run_participant_level(args) -> int:
+    os.environ.setdefault("NIPYPE_NO_ET", "1")  # nipype must not phone home
+    os.environ.setdefault("TEMPLATEFLOW_AUTOUPDATE", "0")
+    from ..bids import (
+        BidsInputError,
+        ParticipantNotFoundError,
+        check_session_images,
+        collect_sessions,
+        load_bids_filters,
+    )
+    from ..config import RunConfig
+
+    bundle = args.models or default_bundle()
+    if bundle is None or not (Path(bundle) / "model.json").is_file():
+        _error(f"{bundle or 'no --models'}: no weight bundle (model.json) found; give --models DIR")
+        return EXIT_NOINPUT
+    try:
+        from ..bundle import load_bundle
+
+        load_bundle(bundle)
+    except ValueError as exc:
+        _error(str(exc))
+        return EXIT_FAILED
+    nprocs = max(1, args.nprocs)
+    omp = args.omp_nthreads or min(8, nprocs)
+    config = RunConfig(
+        bids_dir=args.bids_dir.resolve(),
+        output_dir=args.output_dir.resolve(),
+        work_dir=(args.work_dir or Path.cwd() / "work").resolve(),
+        bundle=Path(bundle).resolve(),
+        inference_mode=args.inference_mode,
+        vote=args.vote,
+        device=args.device,
+        nprocs=nprocs,
+        omp_nthreads=omp,
+        mem_gb=args.mem_gb,
+        skull_stripped=args.skull_stripped,
+        derivatives=args.derivatives.resolve() if args.derivatives else None,
+        age_months=args.age_months,
+    )
+    try:
+        filters = load_bids_filters(args.bids_filter_file) if args.bids_filter_file else None
+    except FileNotFoundError:
+        _error(f"{args.bids_filter_file}: filter file not found")
+        return EXIT_NOINPUT
+    except BidsInputError as exc:
+        _error(str(exc))
+        return EXIT_USAGE
+    exit_code = EXIT_OK
+    labels = args.participant_label
+    try:
+        sessions = collect_sessions(
+            config.bids_dir, labels, args.session_label, filters, age_override=config.age_months
+        )
+    except ParticipantNotFoundError as exc:
+        _error(str(exc))
+        found = [lab for lab in labels if lab.removeprefix("sub-") not in exc.missing]
+        if not found:
+            return EXIT_NOINPUT
+        exit_code = EXIT_FAILED
+        sessions = collect_sessions(
+            config.bids_dir, found, args.session_label, filters, age_override=config.age_months
+        )
+    if not sessions:
+        _error(f"{config.bids_dir}: no participants to process")
+        return EXIT_NOINPUT
+
+    from ..derivatives import ensure_dataset_files
+
+    ensure_dataset_files(config.output_dir, str(config.bids_dir))
+    for unit in sessions:
+        if unit.ok:
+            check_session_images(unit)
+        if not unit.ok:
+            message = f"{unit.label}: " + "; ".join(unit.problems)
+            _error(message)
+            write_crash_file(config.output_dir, unit, message, "")
+            exit_code = EXIT_FAILED
+            continue
+        for warning in unit.warnings:
+            LOGGER.warning("%s: %s", unit.label, warning)
+        if not run_session(config, unit, args):
+            exit_code = EXIT_FAILED
+    return exit_code
+
+
+def write_crash_file(output_dir: Path, unit, message: str, details: str) -> Path:
+    """``OUT/sub-X/log/crash-<session>-<time>.txt``: the one-line error first, then details."""
+    from ..images import write_atomic
+
+    stamp = _dt.datetime.now().strftime("%Y%m%dT%H%M%S%f")
+    path = (
+        output_dir
+        / f"sub-{unit.subject}"
+        / "log"
+        / (f"crash-{unit.session or 'nosession'}-{stamp}.txt")
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(message + "\n\n" + details, path)
+    return path
+
+
+def _session_outputs(config, unit) -> list[Path]:
+    folder = config.output_dir / f"sub-{unit.subject}"
+    if unit.session:
+        folder = folder / f"ses-{unit.session}"
+    return sorted((folder / "anat").glob(f"{unit.prefix}_*")) if (folder / "anat").is_dir() else []
+
+
+def run_session(config, unit, args) -> bool:
+    """Build and run one session's workflow; on failure report one line, write the crash file
+    and remove the derivatives this run wrote for the session (no partial set is left)."""
+    from nipype import config as nipype_config
+
+    from ..workflows.base import init_session_wf
+
+    log_dir = config.output_dir / f"sub-{unit.subject}" / "log"
+    nipype_config.set("execution", "crashfile_format", "txt")
+    nipype_config.set("execution", "crashdump_dir", str(log_dir / "nipype"))
+    nipype_config.set("execution", "stop_on_first_crash", "true")
+    nipype_config.set("monitoring", "enabled", "false")
+    started = time.time()
+    before = set(_session_outputs(config, unit))
+    try:
+        wf = init_session_wf(config, unit)
+        wf.base_dir = str(config.work_dir)
+        plugin, plugin_args = _plugin(args, config)
+        LOGGER.info("%s: running (%s)", unit.label, plugin)
+        wf.run(plugin=plugin, plugin_args=plugin_args)
+    except Exception as exc:  # noqa: BLE001 - every failure becomes one line + crash file
+        message = f"{unit.label}: {_first_line(exc, log_dir / 'nipype', started)}"
+        _error(message)
+        for path in _session_outputs(config, unit):
+            if path not in before or path.stat().st_mtime >= started:
+                path.unlink(missing_ok=True)
+        write_crash_file(
+            config.output_dir,
+            unit,
+            message,
+            traceback.format_exc() + _nipype_crash_text(log_dir / "nipype", started),
+        )
+        return False
+    LOGGER.info("%s: done in %.0f s", unit.label, time.time() - started)
+    if args.clean_workdir:
+        shutil.rmtree(Path(config.work_dir) / wf.name, ignore_errors=True)
+    return True
+
+
+def _plugin(args, config) -> tuple[str, dict]:
+    if args.nipype_plugin_file:
+        import yaml
+
+        data = yaml.safe_load(Path(args.nipype_plugin_file).read_text()) or {}
+        return data.get("plugin", "MultiProc"), dict(data.get("plugin_args", {}))
+    if config.nprocs > 1:
+        plugin_args = {"n_procs": config.nprocs, "raise_insufficient": False}
+        if config.mem_gb:
+            plugin_args["memory_gb"] = config.mem_gb
+        return "MultiProc", plugin_args
+    return "Linear", {}
+
+
+def _nipype_crash_text(folder: Path, since: float) -> str:
+    if not folder.is_dir():
+        return ""
+    texts = [
+        p.read_text(errors="replace")
+        for p in sorted(folder.glob("crash-*.txt"))
+        if p.stat().st_mtime >= since
+    ]
+    return "\n\n".join(texts)
+
+
+def _first_line(exc: Exception, crash_dir: Path, since: float) -> str:
+    """The most specific one-line reason: the failing node's own exception when nipype has one."""
+    text = _nipype_crash_text(crash_dir, since)
+    for line in reversed(text.splitlines()):
+        line = line.strip()
+        if line and ("Error" in line.split(":")[0] or "Exception" in line.split(":")[0]):
+            return line.split(": ", 1)[-1] if ": " in line else line
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -1,0 +1,120 @@
+"""Top of the participant level: one independent workflow per session (the only config reader)."""
+
+from __future__ import annotations
+
+import re
+
+from nipype.interfaces import utility as niu
+from nipype.pipeline import engine as pe
+
+from ..bids import SessionInputs, find_precomputed_mask, mniinfant_cohort
+from ..config import RunConfig
+from ..templates import infant_template
+from .outputs import init_outputs_wf
+from .preproc import init_preproc_wf
+from .segmentation import init_segmentation_wf
+
+
+def workflow_name(unit: SessionInputs) -> str:
+    return "session_" + re.sub(r"[^A-Za-z0-9]", "_", unit.prefix)
+
+
+def init_infant_tissue_wf(config: RunConfig, sessions: list[SessionInputs]) -> pe.Workflow:
+    """A workflow holding one :func:`init_session_wf` per processable session.
+
+    The CLI runs sessions as separate graphs (so one failure cannot stop the others); this
+    combined graph is what ``--nipype-plugin-file`` schedulers such as SLURM receive when a user
+    asks for one job graph.
+    """
+    wf = pe.Workflow(name="infant_tissue_wf", base_dir=str(config.work_dir))
+    for unit in sessions:
+        wf.add_nodes([init_session_wf(config, unit)])
+    return wf
+
+
+def mask_method(config: RunConfig, unit: SessionInputs) -> tuple[str, dict]:
+    """How the session's brain mask is obtained, and the inputs that method needs."""
+    if config.skull_stripped:
+        return "skull-stripped", {}
+    if config.derivatives is not None:
+        mask = find_precomputed_mask(config.derivatives, unit.subject, unit.session, t1w=unit.t1w)
+        if mask is not None:
+            return "precomputed", {"mask_file": str(mask)}
+    cohort = mniinfant_cohort(unit.age_months)
+    template, template_mask = infant_template(cohort)
+    return "template", {
+        "template": str(template),
+        "template_mask": str(template_mask),
+        "cohort": cohort,
+    }
+
+
+def init_session_wf(config: RunConfig, unit: SessionInputs, name: str | None = None):
+    """Preprocessing, segmentation and outputs of one session.
+
+    Parameters
+    ----------
+    config
+        The run configuration.
+    unit
+        The session's inputs (T1w, T2w, age) from :func:`infant_tissue.bids.collect_sessions`.
+
+    Inputs
+    ------
+    None: the session's files are set on the nodes when the workflow is built.
+
+    Outputs
+    -------
+    dseg, volumes
+        Stored derivative paths.
+    """
+    if unit.t1w is None or unit.t2w is None:
+        raise ValueError(f"{unit.label}: cannot build a workflow without both T1w and T2w")
+    method, mask_inputs = mask_method(config, unit)
+    wf = pe.Workflow(name=name or workflow_name(unit))
+    inputnode = pe.Node(
+        niu.IdentityInterface(["t1w", "t2w", "template", "template_mask", "mask_file"]),
+        name="inputnode",
+    )
+    inputnode.inputs.t1w = str(unit.t1w)
+    inputnode.inputs.t2w = str(unit.t2w)
+    for key in ("template", "template_mask", "mask_file"):
+        if key in mask_inputs:
+            setattr(inputnode.inputs, key, mask_inputs[key])
+    outputnode = pe.Node(niu.IdentityInterface(["dseg", "volumes"]), name="outputnode")
+    preproc_wf = init_preproc_wf(mask_method=method, omp_nthreads=config.omp_nthreads)
+    segmentation_wf = init_segmentation_wf(
+        bundle=str(config.bundle),
+        mode=config.inference_mode,
+        vote=config.vote,
+        device=config.device,
+        omp_nthreads=config.omp_nthreads,
+        mem_gb=config.mem_gb or 4.0,
+    )
+    segmentation_wf.inputs.inputnode.t1w_source = str(unit.t1w)
+    outputs_wf = init_outputs_wf(
+        output_dir=str(config.output_dir),
+        t1w_source=str(unit.t1w),
+        t2w_source=str(unit.t2w),
+        subject=unit.subject,
+        session=unit.session,
+        age_months=unit.age_months,
+        age_source=unit.age_source,
+    )
+    wf.connect([
+        (inputnode, preproc_wf, [("t1w", "inputnode.t1w"), ("t2w", "inputnode.t2w"),
+                                 ("template", "inputnode.template"),
+                                 ("template_mask", "inputnode.template_mask"),
+                                 ("mask_file", "inputnode.mask_file")]),
+        (preproc_wf, segmentation_wf, [("outputnode.t1w_model", "inputnode.t1w_model"),
+                                       ("outputnode.t2w_model", "inputnode.t2w_model")]),
+        (preproc_wf, outputs_wf, [("outputnode.t1w_preproc", "inputnode.t1w_preproc"),
+                                  ("outputnode.t2w_preproc", "inputnode.t2w_preproc"),
+                                  ("outputnode.brain_mask", "inputnode.brain_mask")]),
+        (segmentation_wf, outputs_wf, [("outputnode.probabilities", "inputnode.probabilities"),
+                                       ("outputnode.labels", "inputnode.labels"),
+                                       ("outputnode.info", "inputnode.segmentation_info")]),
+        (outputs_wf, outputnode, [("outputnode.dseg", "dseg"),
+                                  ("outputnode.volumes", "volumes")]),
+    ])  # fmt: skip
+    return wf

@@ -1,0 +1,159 @@
+"""All derivative writers of a session (``ds_*`` nodes): BIDS-Derivatives usable by NiBabies."""
+
+from __future__ import annotations
+
+from nipype.interfaces import utility as niu
+from nipype.pipeline import engine as pe
+
+from ..derivatives import bids_relative
+from ..interfaces.outputs import DerivativesSink, TissueVolumesTable
+
+#: probseg volume of each tissue in the model's probability maps (bg, CSF, GM, WM)
+PROBSEG_COMPONENTS = {"GM": 2, "WM": 3, "CSF": 1}
+
+
+def init_outputs_wf(
+    *,
+    output_dir: str,
+    t1w_source: str,
+    t2w_source: str,
+    subject: str,
+    session: str | None,
+    age_months: float | None,
+    age_source: str,
+    name: str = "outputs_wf",
+):
+    """Write a session's derivatives on the T1w's native grid.
+
+    Parameters
+    ----------
+    output_dir
+        Derivatives root.
+    t1w_source, t2w_source
+        The BIDS inputs (entities of every output come from the T1w).
+    subject, session, age_months, age_source
+        Recorded in the volume table's sidecar.
+
+    Inputs
+    ------
+    t1w_preproc, t2w_preproc, brain_mask
+        RAS+ images on the T1w grid (written back in the T1w's own orientation).
+    probabilities, labels
+        Native-grid segmentation (model order).
+    segmentation_info
+        JSON record of the segmentation.
+
+    Outputs
+    -------
+    dseg, volumes
+        Paths of the stored dseg and the tissue volume table.
+    """
+    wf = pe.Workflow(name=name)
+    inputnode = pe.Node(
+        niu.IdentityInterface(
+            [
+                "t1w_preproc",
+                "t2w_preproc",
+                "brain_mask",
+                "probabilities",
+                "labels",
+                "segmentation_info",
+            ]
+        ),
+        name="inputnode",
+    )
+    outputnode = pe.Node(niu.IdentityInterface(["dseg", "volumes"]), name="outputnode")
+    t1w_raw = "bids:raw:" + bids_relative(t1w_source)
+    t2w_raw = "bids:raw:" + bids_relative(t2w_source)
+    common = dict(output_dir=str(output_dir), source_file=t1w_source)
+
+    ds_t1w = pe.Node(
+        DerivativesSink(
+            suffix="T1w",
+            desc="preproc",
+            from_canonical=True,
+            sidecar={
+                "Sources": [t1w_raw],
+                "SkullStripped": False,
+                "Description": "N4 bias-field corrected T1w, native grid",
+            },
+            **common,
+        ),
+        name="ds_t1w",
+    )
+    ds_t2w = pe.Node(
+        DerivativesSink(
+            suffix="T2w",
+            desc="preproc",
+            space="T1w",
+            from_canonical=True,
+            sidecar={
+                "Sources": [t2w_raw, t1w_raw],
+                "SkullStripped": False,
+                "Description": "T2w rigidly registered to the T1w (mutual "
+                "information), resampled on the T1w grid, N4 corrected",
+            },
+            **common,
+        ),
+        name="ds_t2w",
+    )
+    ds_mask = pe.Node(
+        DerivativesSink(
+            suffix="mask",
+            desc="brain",
+            space="T1w",
+            from_canonical=True,
+            dtype="uint8",
+            sidecar={"Type": "Brain", "Sources": [t1w_raw]},
+            **common,
+        ),
+        name="ds_mask",
+    )
+    ds_dseg = pe.Node(
+        DerivativesSink(
+            suffix="dseg",
+            space="T1w",
+            to_nipreps_dseg=True,
+            dtype="uint8",
+            sidecar={
+                "Sources": [t1w_raw, t2w_raw],
+                "Description": "Tissue labels 1 GM, 2 WM, 3 CSF (dseg.tsv)",
+            },
+            **common,
+        ),
+        name="ds_dseg",
+    )
+    wf.connect([
+        (inputnode, ds_t1w, [("t1w_preproc", "in_file")]),
+        (inputnode, ds_t2w, [("t2w_preproc", "in_file")]),
+        (inputnode, ds_mask, [("brain_mask", "in_file")]),
+        (inputnode, ds_dseg, [("labels", "in_file"), ("segmentation_info", "segmentation_info")]),
+        (ds_dseg, outputnode, [("out_file", "dseg")]),
+    ])  # fmt: skip
+    for tissue, component in PROBSEG_COMPONENTS.items():
+        ds_prob = pe.Node(
+            DerivativesSink(
+                suffix="probseg",
+                space="T1w",
+                label=tissue,
+                component=component,
+                sidecar={"Sources": [t1w_raw, t2w_raw]},
+                **common,
+            ),
+            name=f"ds_probseg_{tissue.lower()}",
+        )
+        wf.connect([(inputnode, ds_prob, [("probabilities", "in_file"),
+                                          ("segmentation_info", "segmentation_info")])])  # fmt: skip
+    ds_volumes = pe.Node(
+        TissueVolumesTable(
+            subject=subject, session=session, age_months=age_months, age_source=age_source, **common
+        ),
+        name="ds_volumes",
+    )
+    wf.connect([
+        (ds_dseg, ds_volumes, [("out_file", "dseg")]),
+        (inputnode, ds_volumes, [("probabilities", "probabilities"),
+                                 ("segmentation_info", "segmentation_info")]),
+        (ds_volumes, outputnode, [("out_file", "volumes")]),
+    ])  # fmt: skip
+    return wf

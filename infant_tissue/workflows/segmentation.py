@@ -1,0 +1,67 @@
+"""Segmentation of the model-grid images and return to the native T1w grid."""
+
+from __future__ import annotations
+
+from nipype.interfaces import utility as niu
+from nipype.pipeline import engine as pe
+
+from ..interfaces.segmentation import Segment, ToNativeGrid
+
+
+def init_segmentation_wf(
+    *,
+    bundle: str,
+    mode: str = "faithful",
+    vote: str = "hard",
+    device: str = "auto",
+    omp_nthreads: int = 1,
+    mem_gb: float = 4.0,
+    name: str = "segmentation_wf",
+):
+    """Build the ensemble segmentation and its resampling back to the T1w grid.
+
+    Parameters
+    ----------
+    bundle
+        Weight bundle folder.
+    mode, vote, device
+        Inference mode, ensemble vote rule and device (see :mod:`infant_tissue.inference`).
+    omp_nthreads, mem_gb
+        Resources of the segmentation node, passed to the nipype scheduler.
+
+    Inputs
+    ------
+    t1w_model, t2w_model
+        Skull-stripped images on the 1 mm model grid.
+    t1w_source
+        The original T1w (its grid and affine receive the results).
+
+    Outputs
+    -------
+    probabilities, labels
+        Class probabilities (bg, CSF, GM, WM) and labels (model order) on the T1w grid.
+    info
+        JSON record of the segmentation (bundle, members, mode, vote, device, timings).
+    """
+    wf = pe.Workflow(name=name)
+    inputnode = pe.Node(
+        niu.IdentityInterface(["t1w_model", "t2w_model", "t1w_source"]), name="inputnode"
+    )
+    outputnode = pe.Node(
+        niu.IdentityInterface(["probabilities", "labels", "info"]), name="outputnode"
+    )
+    segment = pe.Node(
+        Segment(bundle=str(bundle), mode=mode, vote=vote, device=device, num_threads=omp_nthreads),
+        name="segment",
+        n_procs=omp_nthreads,
+        mem_gb=mem_gb,
+    )
+    to_native = pe.Node(ToNativeGrid(), name="to_native")
+    wf.connect([
+        (inputnode, segment, [("t1w_model", "t1w"), ("t2w_model", "t2w")]),
+        (segment, to_native, [("probabilities", "probabilities"), ("labels", "labels")]),
+        (inputnode, to_native, [("t1w_source", "reference")]),
+        (to_native, outputnode, [("probabilities", "probabilities"), ("labels", "labels")]),
+        (segment, outputnode, [("info", "info")]),
+    ])  # fmt: skip
+    return wf

@@ -1,0 +1,49 @@
+"""Mode strings: the grammar, defaults and errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from infant_tissue.inference import FAST_ALIAS, parse_mode
+
+
+def test_faithful_is_the_default_reference_setting():
+    mode = parse_mode("faithful")
+    assert mode.is_faithful
+    assert mode.patch is None and mode.stride is None
+    assert (mode.weighting, mode.window_mask, mode.members) == ("constant", "normalised", None)
+
+
+def test_stride_and_members_combine():
+    mode = parse_mode("stride16+members:3")
+    assert mode.stride == (16, 16, 16) and mode.members == 3 and not mode.is_faithful
+    assert mode.window_mask == "normalised" and mode.weighting == "constant"
+
+
+def test_tile_defaults_and_overrides():
+    mode = parse_mode("tile96")
+    assert mode.patch == (96,) * 3 and mode.stride == (48,) * 3
+    assert (mode.weighting, mode.window_mask, mode.crop) == ("gaussian", "brain", True)
+    assert parse_mode("tile64:40+constant").stride == (40,) * 3
+    assert parse_mode("tile64:40+constant").weighting == "constant"
+
+
+def test_fast_expands_to_the_documented_alias():
+    assert parse_mode("fast").name == FAST_ALIAS
+    assert parse_mode("whole+members:2").whole
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("bogus", "unknown mode token"),
+        ("tile60", "multiple of 8"),
+        ("tile64:80", "stride"),
+        ("members:0", "K >= 1"),
+        ("stride16+tile64", "same option"),
+        ("", "non-empty"),
+    ],
+)
+def test_bad_modes(spec, message):
+    with pytest.raises(ValueError, match=message):
+        parse_mode(spec)
