@@ -272,6 +272,11 @@ def save_bundle(
             members.append({"file": name, "sha256": sha256_file(tmp / name)})
         meta["members"] = members
         (tmp / METADATA_FILE).write_text(json.dumps(meta, indent=2, sort_keys=False) + "\n")
+        # mkdtemp makes a private folder; a bundle is read by other users (containers run as
+        # an unprivileged user), so give it ordinary permissions before it appears.
+        for member_file in tmp.iterdir():
+            member_file.chmod(0o644)
+        tmp.chmod(0o755)
         if dest.exists():
             old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
             dest.rename(old)

@@ -20,8 +20,7 @@ def _fetch_hint(cohort: int) -> str:
     return (
         f"fetch it beforehand on a machine with network access: TEMPLATEFLOW_HOME={templateflow_home()} "
         f"python -c \"import templateflow.api as tf; tf.get('{TEMPLATE}', cohort={cohort}, "
-        f'resolution=1)" (the container image ships cohorts 1-5), or mount a TemplateFlow folder '
-        f"and set TEMPLATEFLOW_HOME"
+        'resolution=1)", or mount a TemplateFlow folder and set TEMPLATEFLOW_HOME'
     )
 
 

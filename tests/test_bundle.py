@@ -47,6 +47,8 @@ def test_round_trip_reproduces_every_member(tmp_path):
     assert [c["iseg_value"] for c in meta["classes"]] == [0, 10, 150, 250]
     assert meta["input_modalities"] == ["T1w", "T2w"]
     assert len(bundle.sha256) == 64
+    assert (tmp_path / "b").stat().st_mode & 0o777 == 0o755  # readable by a container user
+    assert all(p.stat().st_mode & 0o777 == 0o644 for p in (tmp_path / "b").iterdir())
     x = torch.randn(1, 2, 16, 16, 16)
     with torch.no_grad():
         for i, model in enumerate(members):

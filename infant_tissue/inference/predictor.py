@@ -95,7 +95,7 @@ class Predictor:
     precision
         ``"fp32"`` (default; strict IEEE on CUDA), ``"tf32"``, ``"bf16"``, ``"fp16"``.
     channels_last
-        ``channels_last_3d`` activations (``None``: on CUDA only).
+        ``channels_last_3d`` activations (``None``: yes, faster on CPU and GPU).
     num_threads
         CPU intra-op threads while predicting (``None``: PyTorch's current setting).
     """

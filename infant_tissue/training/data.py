@@ -9,6 +9,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+from ..inference.preprocess import normalise
 from ..labels import to_model
 
 _ISEG_T1 = re.compile(r"^(?P<subject>.+)-T1\.(?P<ext>hdr|img|nii|nii\.gz)$")
@@ -28,17 +29,9 @@ class Subject:
     brain: np.ndarray
 
 
-def zscore_nonzero(image: np.ndarray) -> np.ndarray:
-    """The reference normalisation: z-score over voxels > 0, then multiply by that mask."""
-    image = np.asarray(image, dtype=np.float64)
-    mask = image > 0
-    if not mask.any():
-        raise ValueError("image has no voxel > 0")
-    values = image[mask]
-    std = values.std()
-    if std == 0:
-        raise ValueError("image is constant inside its non-zero mask")
-    return (((image - values.mean()) / std) * mask).astype(np.float32)
+def zscore_nonzero(image: np.ndarray, name: str = "image") -> np.ndarray:
+    """The reference normalisation, shared with inference so training sees what inference sees."""
+    return normalise(image, name)
 
 
 def map_iseg_labels(label: np.ndarray, source: str | Path = "label") -> np.ndarray:

@@ -30,8 +30,10 @@ def test_slice_and_index_transfers_agree_and_batch_size_does_not_matter():
     reference = _run(
         SlidingWindowInferer(model, cpu, batch_size=1, transfer="slice"), image, starts
     )
-    for batch, transfer in ((3, "slice"), (5, "index"), (None, "slice")):
-        inferer = SlidingWindowInferer(model, cpu, batch_size=batch, transfer=transfer)
+    for batch, transfer, layout in ((3, "slice", True), (5, "index", True), (None, "slice", False)):
+        inferer = SlidingWindowInferer(
+            model, cpu, batch_size=batch, transfer=transfer, channels_last=layout
+        )
         np.testing.assert_allclose(_run(inferer, image, starts), reference, rtol=0, atol=5e-6)
 
 

@@ -1,0 +1,102 @@
+"""Template-based brain extraction end to end: raw phantom with skull, a TemplateFlow folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from infant_tissue.data.phantom import make_bids_subject, sample_subject, write_bids_dataset
+
+from ..app_fixtures import SHAPE, tiny_bundle
+
+pytestmark = pytest.mark.slow
+
+
+def write_templateflow(home, seed: int = 77) -> None:
+    """A tiny TemplateFlow home: a phantom head (with skull) as MNIInfant cohort 3."""
+    vols = make_bids_subject(sample_subject(seed, 0, SHAPE))
+    folder = home / "tpl-MNIInfant" / "cohort-3"
+    folder.mkdir(parents=True)
+    (home / "tpl-MNIInfant" / "template_description.json").write_text(
+        json.dumps({"Name": "phantom stand-in for MNIInfant (tests only)"})
+    )
+    stem = "tpl-MNIInfant_cohort-3_res-1"
+    nib.save(
+        nib.Nifti1Image(vols.t1w.astype(np.float32), vols.t1w_affine),
+        str(folder / f"{stem}_T1w.nii.gz"),
+    )
+    nib.save(
+        nib.Nifti1Image((vols.dseg > 0).astype(np.uint8), vols.t1w_affine),
+        str(folder / f"{stem}_desc-brain_mask.nii.gz"),
+    )
+
+
+def test_template_brain_mask_run(tmp_path):
+    subject = sample_subject(5, 0, SHAPE)
+    write_bids_dataset(tmp_path / "bids", [subject])
+    write_templateflow(tmp_path / "templateflow")
+    bundle = tiny_bundle(tmp_path / "bundle")
+    env = {**os.environ, "TEMPLATEFLOW_HOME": str(tmp_path / "templateflow")}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "infant_tissue.cli.main",
+            str(tmp_path / "bids"),
+            str(tmp_path / "out"),
+            "participant",
+            "--models",
+            str(bundle),
+            "--inference-mode",
+            "whole",
+            "--nprocs",
+            "1",
+            "--omp-nthreads",
+            "1",
+            "-w",
+            str(tmp_path / "work"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=1500,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    anat = tmp_path / "out" / "sub-01" / "ses-01" / "anat"
+    mask = np.asanyarray(nib.load(anat / "sub-01_ses-01_space-T1w_desc-brain_mask.nii.gz").dataobj)
+    truth = make_bids_subject(subject).dseg > 0
+    dice = 2 * (mask.astype(bool) & truth).sum() / (mask.astype(bool).sum() + truth.sum())
+    assert dice > 0.85, dice
+
+
+def test_missing_template_fails_the_session_clearly(tmp_path):
+    write_bids_dataset(tmp_path / "bids", [sample_subject(5, 0, SHAPE)])
+    (tmp_path / "empty").mkdir()
+    bundle = tiny_bundle(tmp_path / "bundle")
+    env = {**os.environ, "TEMPLATEFLOW_HOME": str(tmp_path / "empty")}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "infant_tissue.cli.main",
+            str(tmp_path / "bids"),
+            str(tmp_path / "out"),
+            "participant",
+            "--models",
+            str(bundle),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert done.returncode == 1
+    errors = [x for x in done.stderr.splitlines() if x.startswith("infant-tissue: error")]
+    assert len(errors) == 1 and "tpl-MNIInfant_cohort-3_res-1_T1w.nii.gz" in errors[0]
+    assert not list((tmp_path / "out").rglob("*.nii.gz"))
