@@ -36,8 +36,7 @@ demo-bundle: venv
 		--seed $$seed --folds 4 --fold $$seed --omp-nthreads 2 || exit 1; done
 	$(BIN)/infant-tissue fuse $(DEMO)/train/run0 $(DEMO)/train/run1 $(DEMO)/train/run2 \
 		--out infant_tissue/data/bundles/demo --float16 --force --name demo-phantom-tiny \
-		--description "Reduced-width DU-Net-MixACB (init_features 8, growth_rate 4) trained on \
-		synthetic phantoms only. NOT FOR RESEARCH USE." \
+		--description "Reduced-width DU-Net-MixACB trained on synthetic phantoms only. NOT FOR RESEARCH USE." \
 		--licence "Synthetic-data demo model of infant-tissue (Apache-2.0); not for research use."
 	$(BIN)/python benchmarks/demo_bundle.py infant_tissue/data/bundles/demo
 

@@ -856,6 +856,10 @@ def write_bids_dataset(
             root / sub / f"{sub}_sessions.tsv",
             f"session_id\tage\n{ses}\t{subject.age_months:.1f}\n",
         )
+        text(
+            root / sub / f"{sub}_sessions.json",
+            _json({"age": {"Description": "age at the session", "Units": "months"}}),
+        )
         participants.append(f"{sub}\t{subject.age_months:.1f}\t{subject.sex}")
         dseg_dir = derivatives / sub / ses / "anat"
         dseg = from_model(volumes.dseg, "nipreps")

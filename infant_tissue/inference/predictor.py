@@ -378,9 +378,11 @@ def segment(
         A loaded bundle or its folder.
     mode
         ``"faithful"`` (the paper's 32³ windows at stride 8, default) or a faster mode:
-        ``"stride16"``, ``"tile64"``, ``"tile96"``, ``"tile96:64"``, ``"whole"``,
-        ``"members:K"``, combinations joined by ``+``, or ``"fast"``. See
-        :mod:`infant_tissue.inference.modes` and ``docs/inference.md``.
+        ``"stride16"``, ``"tile64"``, ``"tile96"``, ``"tile96:80"``, ``"whole"``,
+        ``"members:K"``, ``"mask:brain"``, combinations joined by ``+``, or ``"fast"``
+        (``stride32+mask:brain``: no window overlap, all members). Every mode is described in
+        :mod:`infant_tissue.inference.modes` and ``docs/inference.md``; ``info["faithful"]``
+        says whether the reference semantics were used.
     vote
         ``"hard"``: majority of members' label maps, ties to the lowest label (the reference);
         ``"soft"``: argmax of the mean probabilities.

@@ -13,6 +13,7 @@ from nipype.interfaces.base import (
     File,
     SimpleInterface,
     TraitedSpec,
+    isdefined,
     traits,
 )
 
@@ -26,6 +27,7 @@ def run_segmentation(
     out_prob: str,
     out_info: str,
     *,
+    mask_file: str | None = None,
     mode: str = "faithful",
     vote: str = "hard",
     device: str = "auto",
@@ -49,11 +51,20 @@ def run_segmentation(
         num_threads=num_threads,
         progress=False,
     )
-    probs = np.moveaxis(result.probabilities, 0, -1).astype(np.float32)
-    # The vote decides labels; keep it alongside the probabilities as a 5th "volume".
+    labels, probs = result.labels, result.probabilities
+    if mask_file is not None:
+        # Tissue exists only inside the brain mask: outside it the network's guesses (it never
+        # saw such voxels in training) must not reach the label map or the volumes.
+        outside = np.asanyarray(nib.load(mask_file).dataobj) == 0
+        labels = np.where(outside, 0, labels)
+        probs = probs.copy()
+        probs[:, outside] = 0
+        probs[0, outside] = 1
+    probs = np.moveaxis(probs, 0, -1).astype(np.float32)
+    # The vote decides the labels, so they are stored beside the (mean) probabilities.
     write_atomic(nib.Nifti1Image(probs, t1.affine), out_prob)
     write_atomic(
-        nib.Nifti1Image(result.labels.astype(np.uint8), t1.affine),
+        nib.Nifti1Image(labels.astype(np.uint8), t1.affine),
         out_prob.replace(".nii.gz", "_labels.nii.gz"),
     )
     info = {
@@ -111,6 +122,7 @@ def to_native_grid(
 class _SegmentInputSpec(BaseInterfaceInputSpec):
     t1w = File(exists=True, mandatory=True, desc="skull-stripped T1w on the model grid")
     t2w = File(exists=True, mandatory=True, desc="skull-stripped T2w on the model grid")
+    mask = File(exists=True, desc="brain mask on the model grid (background outside it)")
     bundle = traits.Directory(exists=True, mandatory=True, desc="weight bundle folder")
     mode = traits.Str("faithful", usedefault=True, desc="inference mode of the engine")
     vote = traits.Enum("hard", "soft", usedefault=True, desc="ensemble vote rule")
@@ -139,6 +151,7 @@ class Segment(SimpleInterface):
             self.inputs.bundle,
             prob,
             info,
+            mask_file=self.inputs.mask if isdefined(self.inputs.mask) else None,
             mode=self.inputs.mode,
             vote=self.inputs.vote,
             device=self.inputs.device,

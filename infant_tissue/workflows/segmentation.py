@@ -31,8 +31,9 @@ def init_segmentation_wf(
 
     Inputs
     ------
-    t1w_model, t2w_model
-        Skull-stripped images on the 1 mm model grid.
+    t1w_model, t2w_model, mask_model
+        Skull-stripped images and brain mask on the 1 mm model grid (labels and probabilities
+        are background outside the mask).
     t1w_source
         The original T1w (its grid and affine receive the results).
 
@@ -45,7 +46,8 @@ def init_segmentation_wf(
     """
     wf = pe.Workflow(name=name)
     inputnode = pe.Node(
-        niu.IdentityInterface(["t1w_model", "t2w_model", "t1w_source"]), name="inputnode"
+        niu.IdentityInterface(["t1w_model", "t2w_model", "mask_model", "t1w_source"]),
+        name="inputnode",
     )
     outputnode = pe.Node(
         niu.IdentityInterface(["probabilities", "labels", "info"]), name="outputnode"
@@ -58,7 +60,8 @@ def init_segmentation_wf(
     )
     to_native = pe.Node(ToNativeGrid(), name="to_native")
     wf.connect([
-        (inputnode, segment, [("t1w_model", "t1w"), ("t2w_model", "t2w")]),
+        (inputnode, segment, [("t1w_model", "t1w"), ("t2w_model", "t2w"),
+                              ("mask_model", "mask")]),
         (segment, to_native, [("probabilities", "probabilities"), ("labels", "labels")]),
         (inputnode, to_native, [("t1w_source", "reference")]),
         (to_native, outputnode, [("probabilities", "probabilities"), ("labels", "labels")]),

@@ -108,6 +108,9 @@ def test_outputs_of_good_sessions(app_run):
         t1 = nib.load(tmp / "bids" / f"sub-{sub}" / "anat" / f"sub-{sub}_T1w.nii.gz")
         assert dseg.shape == t1.shape and np.allclose(dseg.affine, t1.affine)
         assert set(np.unique(np.asanyarray(dseg.dataobj))) <= {0, 1, 2, 3}
+        mask = nib.load(anat / f"sub-{sub}_space-T1w_desc-brain_mask.nii.gz")
+        outside = np.asanyarray(mask.dataobj) == 0
+        assert not np.asanyarray(dseg.dataobj)[outside].any()  # no tissue outside the brain
         table = (anat / f"sub-{sub}_desc-tissue_volumes.tsv").read_text().splitlines()
         assert table[0] == "tissue\tlabel\tvoxels\tvolume_mm3\tvolume_pv_mm3"
         assert [r.split("\t")[0] for r in table[1:]] == ["GM", "WM", "CSF", "brain"]
@@ -276,7 +279,7 @@ def test_real_template_pair_runs_skull_stripped(real_infant, tmp_path):
             "--models",
             str(bundle),
             "--inference-mode",
-            "whole",
+            "tile96",
             "--age-months",
             "6",
             "-w",

@@ -100,3 +100,28 @@ def test_cuda_engine_matches_cpu():
     out.zero_()
     bf16.accumulate(image.cuda(), starts, (32, 32, 32), out)
     assert (out.cpu() - cpu).abs().max() < 0.2
+
+
+def test_precision_context_sets_and_restores_cudnn_switches():
+    from infant_tissue.inference.devices import precision_context
+
+    cudnn = torch.backends.cudnn
+    if not hasattr(getattr(cudnn, "conv", None), "fp32_precision"):
+        pytest.skip("PyTorch without torch.backends.cudnn.conv.fp32_precision")
+    before = (cudnn.benchmark, cudnn.conv.fp32_precision)
+    with precision_context("fp32", torch.device("cuda")):
+        assert cudnn.benchmark and cudnn.conv.fp32_precision == "ieee"
+    with precision_context("tf32", torch.device("cuda")):
+        assert cudnn.conv.fp32_precision == "tf32"
+    assert (cudnn.benchmark, cudnn.conv.fp32_precision) == before
+    with pytest.raises(ValueError, match="precision"):
+        SlidingWindowInferer(tiny_model(1), torch.device("cpu"), precision="fp64")
+
+
+def test_bf16_autocast_runs_and_stays_close():
+    model = tiny_model(5)
+    image = _image((2, 32, 32, 40))
+    starts = np.array([[0, 0, 0], [0, 0, 8]])
+    exact = _run(SlidingWindowInferer(model, torch.device("cpu")), image, starts)
+    bf16 = SlidingWindowInferer(model, torch.device("cpu"), precision="bf16")
+    assert (_run(bf16, image, starts) - exact).abs().max() < 0.1

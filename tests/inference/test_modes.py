@@ -29,8 +29,14 @@ def test_tile_defaults_and_overrides():
 
 
 def test_fast_expands_to_the_documented_alias():
-    assert parse_mode("fast").name == FAST_ALIAS
+    assert parse_mode("fast").name == FAST_ALIAS == "stride32+mask:brain"
+    assert parse_mode("fast").window_mask == "brain"
     assert parse_mode("whole+members:2").whole
+
+
+def test_mask_token_sets_the_window_rule():
+    assert parse_mode("stride16+mask:all").window_mask == "all"
+    assert parse_mode("tile64+mask:normalised").window_mask == "normalised"
 
 
 @pytest.mark.parametrize(
@@ -42,6 +48,8 @@ def test_fast_expands_to_the_documented_alias():
         ("members:0", "K >= 1"),
         ("stride16+tile64", "same option"),
         ("", "non-empty"),
+        ("mask:skull", "mask must be one of"),
+        ("mask:brain+mask:all", "same option"),
     ],
 )
 def test_bad_modes(spec, message):

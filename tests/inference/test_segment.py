@@ -155,6 +155,14 @@ def test_fast_modes_run_and_return_the_right_shapes(head, tiny_bundle, mode):
     assert result.info["mode"] == (FAST_ALIAS if mode == "fast" else mode)
 
 
+def test_stride_larger_than_the_window_is_clamped(head, tiny_bundle_1):
+    t1, t2 = head
+    result = segment_with_info(t1, t2, tiny_bundle_1, device="cpu", mode="fast", progress=False)
+    assert result.info["stride"] == [32, 32, 32] and result.info["window_mask"] == "brain"
+    # 40 -> [0, 8], 48 -> [0, 16], 36 -> [0, 4]: the appended last start still covers the end
+    assert result.info["windows_total"] == 8
+
+
 def test_members_subset_uses_only_the_first_members(head, tiny_bundle, reference_members):
     t1, t2 = head
     result = segment_with_info(t1, t2, tiny_bundle, device="cpu", mode="members:2", progress=False)
