@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -32,3 +33,51 @@ def shared_dir() -> Path:
     if not SHARED.is_dir():
         pytest.skip("../shared is not present on this machine")
     return SHARED
+
+
+@pytest.fixture(scope="session")
+def app_run(tmp_path_factory):
+    """One participant run over four subjects (two good, two broken), then the group level."""
+    from app_fixtures import skull_stripped_dataset, tiny_bundle
+
+    tmp = tmp_path_factory.mktemp("app")
+    truth = skull_stripped_dataset(tmp / "bids")
+    bundle = tiny_bundle(tmp / "bundle")
+    args = [
+        str(tmp / "bids"),
+        str(tmp / "out"),
+        "participant",
+        "--skull-stripped",
+        "--models",
+        str(bundle),
+        "--inference-mode",
+        "whole",
+        "--nprocs",
+        "1",
+        "--omp-nthreads",
+        "1",
+        "-w",
+        str(tmp / "work"),
+        "--device",
+        "cpu",
+    ]
+    proc = subprocess.run(
+        [sys.executable, "-m", "infant_tissue.cli.main", *args],
+        capture_output=True,
+        text=True,
+        timeout=1500,
+    )
+    group = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "infant_tissue.cli.main",
+            str(tmp / "bids"),
+            str(tmp / "out"),
+            "group",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    return tmp, proc, group, truth, args

@@ -126,6 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="remove a session's work folder after it succeeds",
     )
+    p.add_argument(
+        "--no-reports",
+        action="store_true",
+        help="skip the HTML QC reports (sub-X[_ses-Y].html, group/report.html)",
+    )
     p.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv)")
     return p
 
@@ -214,6 +219,8 @@ def run_group_level(args) -> int:
         _error(str(exc))
         return EXIT_NOINPUT
     print(f"group tables and figures in {args.output_dir / 'group'}")
+    if not args.no_reports:
+        _group_reports(args.output_dir, result)
     failed = getattr(result, "failed", []) or []
     missing = getattr(result, "missing", []) or []
     if failed or missing:
@@ -222,6 +229,46 @@ def run_group_level(args) -> int:
             f"{args.output_dir / 'group' / 'sessions_status.tsv'}"
         )
     return EXIT_OK
+
+
+def _group_reports(output_dir: Path, result) -> None:
+    """Session reports again (now with the cohort panel; existing figures are kept) and the
+    group report. Reports are a by-product: their failure is logged, never fatal."""
+    from ..reports import generate_group_report, generate_session_reports
+
+    units = [(s.subject, s.session) for s in result.sessions]
+    generate_session_reports(output_dir, units, refresh_figures=False)
+    try:
+        path = generate_group_report(output_dir, result)
+        print(f"group report: {path}")
+    except Exception as exc:  # noqa: BLE001
+        LOGGER.warning("group report failed: %s", exc)
+
+
+def _session_report(config, unit, record, args) -> None:
+    from ..reports import generate_session_report
+
+    record.save(config.output_dir)
+    if args.no_reports:
+        return
+    try:
+        generate_session_report(config.output_dir, unit.subject, unit.session, record=record)
+    except Exception as exc:  # noqa: BLE001 - a report must never fail a finished session
+        LOGGER.warning("%s: report failed: %s", unit.label, exc)
+
+
+def _new_record(config, unit):
+    from ..reports import RunRecord
+
+    inputs = {k: str(getattr(unit, k)) for k in ("t1w", "t2w") if getattr(unit, k, None)}
+    return RunRecord(
+        subject=unit.subject,
+        session=unit.session,
+        inputs=inputs,
+        age_months=unit.age_months,
+        age_source=unit.age_source,
+        warnings=list(unit.warnings),
+    )
 
 
 def run_participant_level(args) -> int:
@@ -301,6 +348,9 @@ def run_participant_level(args) -> int:
             message = f"{unit.label}: " + "; ".join(unit.problems)
             _error(message)
             write_crash_file(config.output_dir, unit, message, "")
+            record = _new_record(config, unit)
+            record.status, record.error, record.finished = "failed", message, time.time()
+            _session_report(config, unit, record, args)
             exit_code = EXIT_FAILED
             continue
         for warning in unit.warnings:
@@ -345,17 +395,29 @@ def run_session(config, unit, args) -> bool:
     nipype_config.set("execution", "crashdump_dir", str(log_dir / "nipype"))
     nipype_config.set("execution", "stop_on_first_crash", "true")
     nipype_config.set("monitoring", "enabled", "false")
-    started = time.time()
+    from ..reports import RunRecorder
+    from ..workflows.base import mask_method
+
+    record = _new_record(config, unit)
+    started = record.started
     before = set(_session_outputs(config, unit))
     try:
+        record.mask_method, mask_inputs = mask_method(config, unit)
+        record.template = (
+            mask_inputs.get("cohort", "") and f"MNIInfant cohort {mask_inputs['cohort']}"
+        )
         wf = init_session_wf(config, unit)
         wf.base_dir = str(config.work_dir)
         plugin, plugin_args = _plugin(args, config)
+        record.plugin = plugin
+        if plugin in ("MultiProc", "Linear", "LegacyMultiProc"):
+            plugin_args["status_callback"] = RunRecorder(record).status_callback
         LOGGER.info("%s: running (%s)", unit.label, plugin)
         wf.run(plugin=plugin, plugin_args=plugin_args)
     except Exception as exc:  # noqa: BLE001 - every failure becomes one line + crash file
         message = f"{unit.label}: {_first_line(exc, log_dir / 'nipype', started)}"
         _error(message)
+        record.status, record.error, record.finished = "failed", message, time.time()
         for path in _session_outputs(config, unit):
             if path not in before or path.stat().st_mtime >= started:
                 path.unlink(missing_ok=True)
@@ -365,8 +427,11 @@ def run_session(config, unit, args) -> bool:
             message,
             traceback.format_exc() + _nipype_crash_text(log_dir / "nipype", started),
         )
+        _session_report(config, unit, record, args)
         return False
+    record.status, record.finished = "ok", time.time()
     LOGGER.info("%s: done in %.0f s", unit.label, time.time() - started)
+    _session_report(config, unit, record, args)
     if args.clean_workdir:
         shutil.rmtree(Path(config.work_dir) / wf.name, ignore_errors=True)
     return True

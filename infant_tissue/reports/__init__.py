@@ -1,0 +1,15 @@
+"""QC reports: a per-session HTML page with figures, and a cohort page (fMRIPrep-style)."""
+
+from .group_report import generate_group_report
+from .runtime import RunRecord, RunRecorder, load_run_record
+from .session import generate_session_report, generate_session_reports, session_report_path
+
+__all__ = [
+    "RunRecord",
+    "RunRecorder",
+    "generate_group_report",
+    "generate_session_report",
+    "generate_session_reports",
+    "load_run_record",
+    "session_report_path",
+]

@@ -1,0 +1,299 @@
+"""The per-session report ``output_dir/sub-X[_ses-Y].html`` and its figures.
+
+Everything is read back from the output folder (derivatives, the run record, crash files), so a
+report can be made again at any time: the group level does so to add the cohort panel.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import figures
+from .boilerplate import methods_from_info
+from .html import relative_link, render_report
+from .runtime import RunRecord, load_run_record
+
+LOGGER = logging.getLogger("infant_tissue.reports")
+
+#: derivative key -> file name ending (after the session prefix and any source entities)
+DERIVATIVES = {
+    "t1w": "_desc-preproc_T1w.nii.gz",
+    "t2w": "_space-T1w_desc-preproc_T2w.nii.gz",
+    "mask": "_space-T1w_desc-brain_mask.nii.gz",
+    "dseg": "_space-T1w_dseg.nii.gz",
+    "dseg_json": "_space-T1w_dseg.json",
+    "volumes": "_desc-tissue_volumes.tsv",
+    "prob_CSF": "_space-T1w_label-CSF_probseg.nii.gz",
+    "prob_GM": "_space-T1w_label-GM_probseg.nii.gz",
+    "prob_WM": "_space-T1w_label-WM_probseg.nii.gz",
+}
+
+
+def session_prefix(subject: str, session: str | None) -> str:
+    return f"sub-{subject}" + (f"_ses-{session}" if session else "")
+
+
+def session_report_path(output_dir: Path, subject: str, session: str | None) -> Path:
+    """``output_dir/sub-X[_ses-Y].html`` (where the group tables look for it)."""
+    return Path(output_dir) / f"{session_prefix(subject, session)}.html"
+
+
+def figures_dir(output_dir: Path, subject: str) -> Path:
+    return Path(output_dir) / f"sub-{subject}" / "figures"
+
+
+def find_derivatives(output_dir: Path, subject: str, session: str | None) -> dict[str, Path]:
+    """The session's derivative files that exist, by :data:`DERIVATIVES` key."""
+    anat = Path(output_dir) / f"sub-{subject}"
+    if session:
+        anat = anat / f"ses-{session}"
+    anat = anat / "anat"
+    prefix = session_prefix(subject, session)
+    found: dict[str, Path] = {}
+    if not anat.is_dir():
+        return found
+    names = sorted(p for p in anat.iterdir() if p.name.startswith(prefix + "_"))
+    for key, ending in DERIVATIVES.items():
+        match = [p for p in names if p.name.endswith(ending)]
+        if match:
+            found[key] = match[0]
+    return found
+
+
+def latest_crash_file(output_dir: Path, subject: str, session: str | None) -> Path | None:
+    log = Path(output_dir) / f"sub-{subject}" / "log"
+    crashes = sorted(log.glob(f"crash-{session or 'nosession'}-*.txt")) if log.is_dir() else []
+    return crashes[-1] if crashes else None
+
+
+@dataclass
+class Figure:
+    """One figure of the report: its anchor, title, caption and (once made) its file."""
+
+    key: str
+    title: str
+    caption: str
+    path: Path | None = None
+    error: str = ""
+
+
+@dataclass
+class SessionReport:
+    """What :func:`generate_session_report` wrote."""
+
+    path: Path
+    status: str
+    figures: list[Figure] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def _volume_rows(path: Path | None) -> list[dict[str, str]]:
+    if path is None:
+        return []
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle, delimiter="\t"))
+
+
+def _read_json(path: Path | None) -> dict:
+    if path is None:
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _figure_plan(
+    files: dict[str, Path], out: Path, prefix: str
+) -> list[tuple[Figure, Callable[[Path], Path]]]:
+    """The figures this session's files allow, each with the call that draws it."""
+    plan: list[tuple[Figure, Callable[[Path], Path]]] = []
+
+    def add(key, title, caption, name, draw, *needs):
+        if all(n in files for n in needs):
+            plan.append((Figure(key, title, caption, out / f"{prefix}_{name}.png"), draw))
+
+    t1w, t2w, mask, dseg = (files.get(k) for k in ("t1w", "t2w", "mask", "dseg"))
+    add(
+        "registration",
+        "T2w to T1w registration",
+        "Edges of the registered T2w (red) over the T1w. The red lines should follow the "
+        "T1w's tissue boundaries; a constant offset means the registration slipped.",
+        "desc-registration_T2w",
+        lambda p: figures.plot_registration(t1w, t2w, mask, p),
+        "t1w",
+        "t2w",
+        "mask",
+    )
+    for label, key in (("T1w", "t1w"), ("T2w", "t2w")):
+        add(
+            f"brainmask-{label.lower()}",
+            f"Brain mask on the {label}",
+            f"Outline of the brain mask (red) on the preprocessed {label}. It should follow "
+            "the brain's surface without cutting cortex or including skull, eyes or neck.",
+            f"desc-brain{label}_mask",
+            lambda p, k=key, lab=label: figures.plot_mask_contours(files[k], mask, p, lab),
+            key,
+            "mask",
+        )
+    for orientation in ("axial", "coronal", "sagittal"):
+        add(
+            f"tissues-{orientation}",
+            f"Tissues, {orientation}",
+            "Label map over the T1w: GM orange, WM green, CSF blue. Look for WM/GM swaps in "
+            "poorly myelinated regions and CSF leaking outside the brain.",
+            f"desc-{orientation}_dseg",
+            lambda p, o=orientation: figures.plot_tissue_mosaic(t1w, dseg, mask, p, o),
+            "t1w",
+            "dseg",
+            "mask",
+        )
+    probs = {t: files[f"prob_{t}"] for t in ("CSF", "GM", "WM") if f"prob_{t}" in files}
+    if len(probs) == 3 and t1w is not None:
+        plan.append(
+            (
+                Figure(
+                    "probabilities",
+                    "Tissue probability maps",
+                    "Ensemble-mean probability of each tissue (shown above 0.05).",
+                    out / f"{prefix}_desc-tissues_probseg.png",
+                ),
+                lambda p: figures.plot_probability_maps(t1w, probs, p),
+            )
+        )
+    return plan
+
+
+def generate_session_report(
+    output_dir: str | Path,
+    subject: str,
+    session: str | None,
+    *,
+    record: RunRecord | None = None,
+    refresh_figures: bool = True,
+) -> SessionReport:
+    """Write ``output_dir/sub-X[_ses-Y].html`` and its figures under ``sub-X/figures/``.
+
+    Parameters
+    ----------
+    output_dir
+        The derivatives folder of the participant level.
+    subject, session
+        Labels without ``sub-``/``ses-``.
+    record
+        The run record (default: the one saved in ``sub-X/log``).
+    refresh_figures
+        Redraw figures that already exist (False when only the cohort panel changed).
+
+    A figure that cannot be drawn is reported in the page, not raised: a report must still come
+    out for a session whose outputs are odd, since that is when it is needed most.
+    """
+    started = time.time()
+    output_dir = Path(output_dir)
+    record = record or load_run_record(output_dir, subject, session)
+    prefix = session_prefix(subject, session)
+    report_path = session_report_path(output_dir, subject, session)
+    files = find_derivatives(output_dir, subject, session)
+    crash = latest_crash_file(output_dir, subject, session)
+    complete = "dseg" in files and "volumes" in files
+    failed = not complete or (record is not None and record.status == "failed")
+    status = "failed" if failed else "ok"
+    crash_text = ""
+    if failed and crash is not None:
+        crash_text = crash.read_text(errors="replace")
+    error = (record.error if record and record.error else "") or crash_text.split("\n", 1)[0]
+    if failed and not error:
+        error = "no outputs and no crash file: the session has not been run (or was interrupted)"
+
+    made: list[Figure] = []
+    fig_dir = figures_dir(output_dir, subject)
+    for fig, draw in _figure_plan(files, fig_dir, prefix) if not failed else []:
+        if refresh_figures or not fig.path.is_file():
+            try:
+                draw(fig.path)
+            except Exception as exc:  # noqa: BLE001 - see docstring
+                fig.error = f"{type(exc).__name__}: {exc}"
+                LOGGER.warning("%s: figure %s failed: %s", prefix, fig.key, fig.error)
+                fig.path = None
+        made.append(fig)
+
+    cohort_table = output_dir / "group" / "tissue_volumes.tsv"
+    cohort = None
+    if not failed and cohort_table.is_file():
+        rows = figures.read_cohort_table(cohort_table)
+        mine = f"sub-{subject}", f"ses-{session}" if session else "n/a"
+        if any((r.get("subject"), r.get("session") or "n/a") == mine for r in rows):
+            cohort = Figure(
+                "cohort",
+                "This session against the cohort",
+                f"Tissue volumes of the {len(rows)} sessions in group/tissue_volumes.tsv "
+                "(grey) and this session (red star).",
+                fig_dir / f"{prefix}_desc-cohort_volumes.png",
+            )
+            try:
+                figures.plot_session_vs_cohort(rows, subject, session, cohort.path)
+            except Exception as exc:  # noqa: BLE001 - see docstring
+                cohort.error, cohort.path = f"{type(exc).__name__}: {exc}", None
+
+    info = _read_json(files.get("dseg_json"))
+    methods, references = methods_from_info(info, record) if not failed else ("", [])
+    warnings = list(record.warnings) if record else []
+    warnings += [f"figure '{f.title}' could not be drawn: {f.error}" for f in made if f.error]
+    context = {
+        "title": f"infant-tissue report: {prefix}",
+        "prefix": prefix,
+        "subject": subject,
+        "session": session,
+        "status": status,
+        "error": error,
+        "crash_text": crash_text,
+        "crash_link": relative_link(crash, report_path) if crash and failed else "",
+        "record": record,
+        "stages": record.stage_times() if record else {},
+        "duration": record.duration if record else None,
+        "info": info,
+        "volumes": _volume_rows(files.get("volumes")),
+        "figures": [
+            {**vars(f), "link": relative_link(f.path, report_path) if f.path else ""} for f in made
+        ],
+        "cohort": {**vars(cohort), "link": relative_link(cohort.path, report_path)}
+        if cohort and cohort.path
+        else None,
+        "warnings": warnings,
+        "methods": methods,
+        "references": references,
+        "outputs": {k: relative_link(v, report_path) for k, v in files.items()},
+        "generated": dt.datetime.now().isoformat(timespec="seconds"),
+        "started": dt.datetime.fromtimestamp(record.started).isoformat(timespec="seconds")
+        if record
+        else "",
+    }
+    render_report("session.html", report_path, **context)
+    seconds = time.time() - started
+    LOGGER.info("%s: report %s written in %.1f s", prefix, report_path, seconds)
+    return SessionReport(report_path, status, made + ([cohort] if cohort else []), seconds)
+
+
+def generate_session_reports(
+    output_dir: str | Path, units: Sequence[tuple[str, str | None]], *, refresh_figures: bool
+) -> list[SessionReport]:
+    """:func:`generate_session_report` for several sessions; one failing never stops the rest."""
+    reports = []
+    for subject, session in units:
+        try:
+            reports.append(
+                generate_session_report(
+                    output_dir, subject, session, refresh_figures=refresh_figures
+                )
+            )
+        except Exception as exc:  # noqa: BLE001 - reports are a by-product
+            LOGGER.warning("%s: report failed: %s", session_prefix(subject, session), exc)
+    return reports
