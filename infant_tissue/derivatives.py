@@ -29,6 +29,7 @@ Tissue segmentations (CSF, GM, WM) of infant T1w + T2w MRI made by infant-tissue
 Per session: `*_desc-preproc_T1w`, `*_space-T1w_desc-preproc_T2w`, `*_space-T1w_desc-brain_mask`,
 `*_space-T1w_dseg` (1 GM, 2 WM, 3 CSF; see `dseg.tsv`), `*_space-T1w_label-{GM,WM,CSF}_probseg`
 and `*_desc-tissue_volumes.tsv`; `group/` holds the cohort tables made by the group level.
+QC reports: `sub-X[_ses-Y].html` (figures in `sub-X/figures/`) and `group/report.html`.
 """
 CODE_URL = "https://github.com/infant-tissue/infant-tissue"
 

@@ -395,6 +395,14 @@ def run_session(config, unit, args) -> bool:
     nipype_config.set("execution", "crashdump_dir", str(log_dir / "nipype"))
     nipype_config.set("execution", "stop_on_first_crash", "true")
     nipype_config.set("monitoring", "enabled", "false")
+    # nipype sets its own logger levels from its config when a workflow runs; without this its
+    # scheduler prints a line every few seconds ("[MultiProc] Running 0 tasks...").
+    level = "INFO" if args.verbose >= 2 else "WARNING"
+    for key in ("workflow_level", "interface_level", "utils_level"):
+        nipype_config.set("logging", key, level)
+    from nipype import logging as nipype_logging
+
+    nipype_logging.update_logging(nipype_config)
     from ..reports import RunRecorder
     from ..workflows.base import mask_method
 
@@ -430,11 +438,21 @@ def run_session(config, unit, args) -> bool:
         _session_report(config, unit, record, args)
         return False
     record.status, record.finished = "ok", time.time()
+    record.warnings += _segmentation_warnings(Path(config.work_dir) / wf.name)
     LOGGER.info("%s: done in %.0f s", unit.label, time.time() - started)
     _session_report(config, unit, record, args)
     if args.clean_workdir:
         shutil.rmtree(Path(config.work_dir) / wf.name, ignore_errors=True)
     return True
+
+
+def _segmentation_warnings(session_work_dir: Path) -> list[str]:
+    """Warnings the segmentation node recorded (it may have run in another process)."""
+    info = session_work_dir / "segmentation_wf" / "segment" / "segmentation.json"
+    try:
+        return list(json.loads(info.read_text()).get("warnings", []))
+    except (OSError, ValueError, AttributeError):
+        return []
 
 
 def _plugin(args, config) -> tuple[str, dict]:

@@ -42,7 +42,9 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if spec == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda", torch.cuda.current_device())
-        LOGGER.info("no CUDA device visible to PyTorch; running on the CPU")
+        LOGGER.warning(
+            "no CUDA device visible to PyTorch: running on the CPU (slower; see --device)"
+        )
         return torch.device("cpu")
     if spec == "cpu":
         return torch.device("cpu")

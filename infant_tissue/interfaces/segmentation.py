@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 
 import nibabel as nib
@@ -18,6 +19,15 @@ from nipype.interfaces.base import (
 )
 
 from ..images import write_atomic
+
+
+class _WarningCollector(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
 
 
 def run_segmentation(
@@ -41,16 +51,23 @@ def run_segmentation(
     t1 = nib.load(t1w_file)
     t2 = nib.load(t2w_file)
     bundle = load_bundle(bundle_dir)
-    result = segment_with_info(
-        np.asanyarray(t1.dataobj, dtype=np.float32),
-        np.asanyarray(t2.dataobj, dtype=np.float32),
-        bundle,
-        mode=mode,
-        vote=vote,
-        device=device,
-        num_threads=num_threads,
-        progress=False,
-    )
+    # Warnings (device fallback, members skipped...) are logged in this node's process, which
+    # under MultiProc is not the one writing the report: keep them in the JSON record.
+    caught = _WarningCollector()
+    logging.getLogger("infant_tissue").addHandler(caught)
+    try:
+        result = segment_with_info(
+            np.asanyarray(t1.dataobj, dtype=np.float32),
+            np.asanyarray(t2.dataobj, dtype=np.float32),
+            bundle,
+            mode=mode,
+            vote=vote,
+            device=device,
+            num_threads=num_threads,
+            progress=False,
+        )
+    finally:
+        logging.getLogger("infant_tissue").removeHandler(caught)
     labels, probs = result.labels, result.probabilities
     if mask_file is not None:
         # Tissue exists only inside the brain mask: outside it the network's guesses (it never
@@ -73,6 +90,7 @@ def run_segmentation(
         "bundle_sha256": bundle.sha256,
         "bundle_members": len(bundle),
         "bundle_licence": bundle.metadata.get("licence", ""),
+        "warnings": caught.messages,
     }
     write_atomic(json.dumps(info, indent=2, default=str), out_info)
     return info

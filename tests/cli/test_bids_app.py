@@ -37,6 +37,7 @@ def test_exit_code_and_one_line_errors(app_run):
     assert proc.returncode == 1, proc.stderr[-3000:]
     errors = [line for line in proc.stderr.splitlines() if line.startswith("infant-tissue: error")]
     assert len(errors) == 2, errors
+    assert "nipype.workflow INFO" not in proc.stderr  # the scheduler's chatter stays off by default
     assert any("sub-03" in e and "sub-03_T2w.nii.gz" in e and "gzip" in e for e in errors)
     assert any("sub-04" in e and "no T2w" in e for e in errors)
 
