@@ -44,12 +44,22 @@ def build_parser() -> argparse.ArgumentParser:
         prog="infant-tissue train",
         description="Train a DU-Net (MixACB or baseline) with the reference schedule. Input: a "
         "folder in iSeg layout (subject-N-T1/-T2/-label as .hdr/.img or .nii[.gz]; labels "
-        "0/10/150/250 or 0/1/2/3). Writes RUN/model.safetensors + model.json, log.csv, config.json "
+        "0/10/150/250 or 0/1/2/3), or a BIDS dataset with --derivatives holding manual dseg "
+        "label maps and their dseg.tsv lookup table. Writes RUN/model.safetensors + model.json, log.csv, config.json "
         "and a resumable checkpoint after every epoch.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("data", help="training data folder (iSeg layout)")
+    p.add_argument("data", help="training data folder (iSeg layout) or BIDS dataset")
+    p.add_argument(
+        "--derivatives",
+        metavar="DIR",
+        help="BIDS input: derivatives with sub-X[/ses-Y]/anat/*_dseg.nii[.gz] + dseg.tsv",
+    )
+    p.add_argument("--dseg-desc", metavar="LABEL", help="BIDS input: which desc-<LABEL> dseg")
+    p.add_argument(
+        "--participant-label", nargs="+", metavar="LABEL", help="BIDS input: participants to use"
+    )
     p.add_argument("--out", required=True, metavar="RUN", help="run folder")
     p.add_argument("--config", help="JSON/YAML file of TrainingConfig fields (flags override it)")
     p.add_argument("--arch", help="architecture from the registry (default dunet-mixacb)")
@@ -107,13 +117,29 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, TypeError) as exc:
         return fail(str(exc), EXIT_USAGE)
 
+    is_bids = (Path(args.data) / "dataset_description.json").is_file()
+    if is_bids and not args.derivatives:
+        return fail(f"{args.data}: a BIDS dataset; give --derivatives with its dseg labels", 64)
     try:
-        files = find_iseg_subjects(args.data)
-        if not files:
-            return fail(f"{args.data}: no iSeg-layout subjects (subject-N-T1.*)", EXIT_NOINPUT)
-        names = [f.name.split("-T1.")[0] for f in files]
+        if args.derivatives:
+            from ..training.bids_data import load_bids_subjects
+
+            subjects = load_bids_subjects(
+                args.data,
+                args.derivatives,
+                participant_labels=args.participant_label,
+                dseg_desc=args.dseg_desc,
+            )
+            if not subjects:
+                return fail(f"{args.derivatives}: no labelled session found", EXIT_NOINPUT)
+            names = list(subjects)
+        else:
+            files = find_iseg_subjects(args.data)
+            if not files:
+                return fail(f"{args.data}: no iSeg-layout subjects (subject-N-T1.*)", EXIT_NOINPUT)
+            names = [f.name.split("-T1.")[0] for f in files]
+            subjects = {n: load_iseg_subject(f) for n, f in zip(names, files, strict=True)}
         train_names, val_names = split_folds(names, config.folds, config.fold, config.seed)
-        subjects = {n: load_iseg_subject(f) for n, f in zip(names, files, strict=True)}
     except FileNotFoundError as exc:
         return fail(str(exc), EXIT_NOINPUT)
     except ValueError as exc:
@@ -125,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     provenance = {
         "command": command,
         "data": str(Path(args.data).resolve()),
+        "labels": str(Path(args.derivatives).resolve()) if args.derivatives else "iSeg layout",
         "training_subjects": train_names,
         "validation_subjects": val_names,
     }
