@@ -79,6 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--omp-nthreads", type=int, help="CPU threads for PyTorch")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
     p.add_argument("--resume", action="store_true", help="continue from the run's checkpoint")
+    p.add_argument(
+        "--init-from",
+        metavar="RUN",
+        help="fine-tune: start from a finished run's weights (same architecture)",
+    )
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
     p.add_argument("-v", "--verbose", action="count", default=0)
     return p
@@ -165,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
             resume=args.resume,
             progress=args.progress,
             provenance=provenance,
+            init_from=args.init_from,
         )
     except (FileExistsError, FileNotFoundError, ValueError, RuntimeError) as exc:
         return fail(str(exc))

@@ -80,6 +80,27 @@ def _write_log(path: Path, rows: list[dict[str, float]]) -> None:
     os.replace(tmp, path)
 
 
+def initialise_from_run(
+    model: torch.nn.Module, run_dir: str | Path, config: TrainingConfig
+) -> dict:
+    """Copy a finished run's weights into ``model``; returns the provenance entry.
+
+    Raises ValueError when the run's architecture differs from ``config``'s: a partial or
+    reshaped load would silently train something else.
+    """
+    from .fuse import load_run
+
+    source, info = load_run(run_dir)
+    arch = info["architecture"]
+    if arch["name"] != config.architecture or arch.get("kwargs", {}) != config.architecture_kwargs:
+        raise ValueError(
+            f"{run_dir}: trained as {arch['name']} {arch.get('kwargs', {})}, but this run is "
+            f"{config.architecture} {config.architecture_kwargs}"
+        )
+    model.load_state_dict(source.state_dict(), strict=True)
+    return {"run": str(Path(run_dir).resolve()), "sha256": info["sha256"]}
+
+
 def train(
     config: TrainingConfig,
     training: Sequence[Subject],
@@ -91,6 +112,7 @@ def train(
     progress: bool | None = None,
     provenance: dict[str, Any] | None = None,
     on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
+    init_from: str | Path | None = None,
 ) -> TrainingResult:
     """Train one network and write ``run_dir/model.safetensors`` + ``model.json``.
 
@@ -98,6 +120,8 @@ def train(
     training loss, validation loss and Dice per tissue on fixed validation patches) and a
     checkpoint after every epoch; ``resume=True`` continues from it bit for bit on CPU.
     ``on_epoch_end(epoch, row)`` is called after each epoch's checkpoint is on disk.
+    ``init_from`` starts from the weights of a finished run of the same architecture (fine-tuning,
+    e.g. on a lab's own scanner) instead of He initialisation; the schedule starts afresh.
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -106,7 +130,13 @@ def train(
         torch.set_num_threads(config.num_threads)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    model = build_model(config.architecture, **config.architecture_kwargs).to(dev)
+    model = build_model(config.architecture, **config.architecture_kwargs)
+    if init_from is not None:
+        provenance = {
+            **(provenance or {}),
+            "init_from": initialise_from_run(model, init_from, config),
+        }
+    model = model.to(dev)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr_max, eps=1e-7)  # Keras eps
     kernels = regularised_kernels(model)
     sampler = PatchSampler(training, config.patch_size, rng, config.sampling, config.augment)

@@ -144,3 +144,28 @@ def test_cli_errors(tmp_path, capsys):
     assert main(["train", str(tmp_path), "--out", str(tmp_path / "r"), "--patch-size", "20"]) == 64
     assert main(["fuse", str(tmp_path), "--out", str(tmp_path / "b")]) == 66
     assert "not a finished training run" in capsys.readouterr().err
+
+
+def test_fine_tuning_starts_from_the_run(tmp_path, subjects):
+    training, validation = subjects
+    first = train(
+        TrainingConfig(epochs=2, **TINY), training, validation, tmp_path / "a", progress=False
+    )
+    tuned = train(
+        TrainingConfig(epochs=1, **TINY),
+        training,
+        validation,
+        tmp_path / "b",
+        progress=False,
+        init_from=tmp_path / "a",
+    )
+    # starting from trained weights, the first fine-tuning epoch beats the first scratch epoch
+    assert tuned.history[0]["loss"] < first.history[0]["loss"]
+    info = json.loads((tmp_path / "b" / "model.json").read_text())
+    assert (
+        info["init_from"]["sha256"] == json.loads((tmp_path / "a/model.json").read_text())["sha256"]
+    )
+    wider = {**TINY, "architecture_kwargs": {"init_features": 16, "growth_rate": 4}}
+    with pytest.raises(ValueError, match="trained as dunet-mixacb"):
+        train(TrainingConfig(epochs=1, **wider), training, validation, tmp_path / "c",
+              progress=False, init_from=tmp_path / "a")  # fmt: skip
