@@ -170,6 +170,39 @@ def test_concurrent_dataset_files(tmp_path):
     ]
 
 
+def test_concurrent_participant_runs_into_one_folder(app_run, tmp_path):
+    """Two array-job-like processes (one participant each) writing into the same new folder."""
+    tmp, _, _, _, args = app_run
+    out = tmp_path / "out"
+    options = [a for a in args[3:] if a not in ("-w", str(tmp / "work"))]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "infant_tissue.cli.main", str(tmp / "bids"), str(out),
+             "participant", "--participant-label", sub, "-w", str(tmp_path / f"work{sub}"),
+             *options],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for sub in ("01", "02")
+    ]  # fmt: skip
+    results = [p.communicate(timeout=900) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [r[1][-2000:] for r in results]
+    for sub in ("01", "02"):
+        names = sorted(
+            p.name.removeprefix(f"sub-{sub}_")
+            for p in (out / f"sub-{sub}" / "anat").iterdir()
+            if not p.name.endswith(".json")
+        )
+        assert names == EXPECTED
+        assert (out / f"sub-{sub}.html").is_file()
+    description = json.loads((out / "dataset_description.json").read_text())
+    assert description["DatasetType"] == "derivative"
+    assert not [p for p in out.rglob("*") if ".tmp" in p.name or p.name.startswith(".")
+                and p.name != ".bidsignore"]  # fmt: skip
+    assert main([str(tmp / "bids"), str(out), "group", "--no-reports"]) == 0
+    rows = (out / "group" / "tissue_volumes.tsv").read_text().splitlines()
+    assert [r.split("\t")[0] for r in rows[1:]] == ["sub-01", "sub-02"]
+
+
 def test_usage_exit_codes(tmp_path, capsys):
     assert main([str(tmp_path / "none"), str(tmp_path / "o"), "participant"]) == 66
     assert main([str(tmp_path), str(tmp_path / "o"), "everything"]) == 17
