@@ -8,8 +8,9 @@ session whatever the field of view or the orientation of the file.
 from __future__ import annotations
 
 import csv
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -72,37 +73,14 @@ def _save(fig, out_file: str | Path) -> Path:
     return out
 
 
-def plot_registration(
-    t1w_file: str | Path, t2w_file: str | Path, mask_file: str | Path, out_file: str | Path
+def _anat_in_three_orientations(
+    anat_file: str | Path,
+    mask_file: str | Path,
+    out_file: str | Path,
+    title: str,
+    overlay: Callable[[Any], None],
 ) -> Path:
-    """T2w edges (red) drawn over the T1w in three orientations: a slipped registration shows
-    as edges off the T1w's boundaries.
-
-    The T2w is smoothed (FWHM 2 mm) and cut to the dilated brain mask first: edge detection on
-    the raw image outlines noise outside the head rather than the anatomy.
-    """
-    edges_source = _brain_smoothed(t2w_file, mask_file)
-    fig, axes = _rows_figure(3)
-    for ax, (name, (mode, axis)) in zip(axes, ORIENTATIONS.items(), strict=True):
-        display = plotting.plot_anat(
-            str(t1w_file),
-            display_mode=mode,
-            cut_coords=brain_cuts(mask_file, axis, 7),
-            axes=ax,
-            figure=fig,
-            draw_cross=False,
-            annotate=True,
-            title=f"T2w edges on T1w ({name})",
-            dim=-0.3,
-        )
-        display.add_edges(edges_source, color="r")
-    return _save(fig, out_file)
-
-
-def plot_mask_contours(
-    anat_file: str | Path, mask_file: str | Path, out_file: str | Path, label: str
-) -> Path:
-    """The brain mask's outline on an anatomical image, in three orientations."""
+    """Seven slices per orientation of ``anat_file``, each row's display passed to ``overlay``."""
     fig, axes = _rows_figure(3)
     for ax, (name, (mode, axis)) in zip(axes, ORIENTATIONS.items(), strict=True):
         display = plotting.plot_anat(
@@ -112,10 +90,39 @@ def plot_mask_contours(
             axes=ax,
             figure=fig,
             draw_cross=False,
-            title=f"brain mask on {label} ({name})",
+            title=f"{title} ({name})",
+            dim=-0.3,
         )
-        display.add_contours(str(mask_file), levels=[0.5], colors="r", linewidths=1.2)
+        overlay(display)
     return _save(fig, out_file)
+
+
+def plot_registration(
+    t1w_file: str | Path, t2w_file: str | Path, mask_file: str | Path, out_file: str | Path
+) -> Path:
+    """T2w edges (red) drawn over the T1w in three orientations: a slipped registration shows
+    as edges off the T1w's boundaries.
+
+    The T2w is smoothed (FWHM 2 mm) and cut to the dilated brain mask first: edge detection on
+    the raw image outlines noise outside the head rather than the anatomy.
+    """
+    edges = _brain_smoothed(t2w_file, mask_file)
+    return _anat_in_three_orientations(
+        t1w_file, mask_file, out_file, "T2w edges on T1w", lambda d: d.add_edges(edges, color="r")
+    )
+
+
+def plot_mask_contours(
+    anat_file: str | Path, mask_file: str | Path, out_file: str | Path, label: str
+) -> Path:
+    """The brain mask's outline on an anatomical image, in three orientations."""
+    return _anat_in_three_orientations(
+        anat_file,
+        mask_file,
+        out_file,
+        f"brain mask on {label}",
+        lambda d: d.add_contours(str(mask_file), levels=[0.5], colors="r", linewidths=1.2),
+    )
 
 
 def plot_tissue_mosaic(
