@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+from .common import parse_args
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 64
 
 
@@ -19,10 +21,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="infant-tissue demo", description=__doc__.split("\n")[0])
     parser.add_argument("--out", default="demo-output", help="folder for the demo bundle")
     parser.add_argument("--seed", type=int, default=0)
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:
-        return EXIT_USAGE if exc.code else EXIT_OK
+    args = parse_args(parser, argv)
+    if isinstance(args, int):
+        return args
 
     import torch
     from torch import nn

@@ -32,6 +32,7 @@ import numpy as np
 from ..images import write_atomic
 from ..labels import CODINGS, to_model
 from ..metrics import METRICS, evaluate_tissues
+from .common import parse_args
 
 logger = logging.getLogger("infant_tissue.cli.evaluate")
 
@@ -391,10 +392,9 @@ def _configure_logging(verbose: bool) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the command; returns the exit status."""
     parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # --help exits 0, usage errors 2: report the latter as 64
-        return EXIT_OK if exc.code in (0, None) else EXIT_USAGE
+    args = parse_args(parser, argv)
+    if isinstance(args, int):
+        return args
     _configure_logging(args.verbose)
     pred_coding = args.pred_labels or args.labels
     truth_coding = args.truth_labels or args.labels

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .common import parse_args
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOINPUT = 0, 1, 64, 66
 
 
@@ -24,10 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--description", default="", help="free text recorded in model.json")
     parser.add_argument("--licence", default="", help="licence / terms-of-use note")
     parser.add_argument("--force", action="store_true", help="replace an existing bundle")
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:
-        return EXIT_USAGE if exc.code else EXIT_OK
+    args = parse_args(parser, argv)
+    if isinstance(args, int):
+        return args
 
     import torch
 

@@ -8,6 +8,7 @@ import shlex
 import sys
 
 from .. import __version__
+from .common import parse_args
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOINPUT = 0, 1, 64, 66
 
@@ -66,10 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse exits 2 on usage errors; BIDS-Apps use 64
-        return EXIT_USAGE if exc.code else EXIT_OK
+    args = parse_args(parser, argv)
+    if isinstance(args, int):
+        return args
     logging.basicConfig(
         level=logging.DEBUG
         if args.verbose > 1

@@ -26,6 +26,7 @@ from ..data.phantom import (
     write_bids_dataset,
     write_iseg_dataset,
 )
+from .common import parse_args
 
 logger = logging.getLogger("infant_tissue.cli.make_phantoms")
 
@@ -85,10 +86,9 @@ def _configure_logging(verbose: bool) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the command; returns the exit status."""
     parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # --help exits 0, usage errors 2: report the latter as 64
-        return EXIT_OK if exc.code in (0, None) else EXIT_USAGE
+    args = parse_args(parser, argv)
+    if isinstance(args, int):
+        return args
     _configure_logging(args.verbose)
     out: Path = args.out
     try:

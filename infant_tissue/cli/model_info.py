@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from .common import parse_args
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 64
 
 
@@ -17,10 +19,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("bundle", help="bundle folder (contains model.json)")
     parser.add_argument("--json", action="store_true", help="print model.json as JSON")
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:
-        return EXIT_USAGE if exc.code else EXIT_OK
+    args = parse_args(parser, argv)
+    if isinstance(args, int):
+        return args
 
     from ..bundle import BundleError, load_bundle
     from ..nn import count_parameters

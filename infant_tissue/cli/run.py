@@ -18,6 +18,7 @@ import traceback
 from pathlib import Path
 
 from .. import __version__
+from .common import parse_args
 
 EXIT_OK, EXIT_FAILED, EXIT_VALIDATION, EXIT_LEVEL, EXIT_USAGE, EXIT_NOINPUT = 0, 1, 16, 17, 64, 66
 LEVELS = ("participant", "group")
@@ -158,6 +159,28 @@ def version_text() -> str:
     return "\n".join(lines)
 
 
+#: Thread-count variables of the numeric libraries, ITK (ANTs) and OpenMP.
+THREAD_ENV = (
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS",
+)
+
+
+def _set_thread_env(args) -> int:
+    """Export ``--omp-nthreads`` (default ``min(8, nprocs)``) as the libraries' thread counts, so
+    processes started from here (ANTs, nipype batch jobs) stay within the CPU budget. An explicit
+    ``--omp-nthreads`` wins over the environment; the default only fills unset variables."""
+    threads = args.omp_nthreads or min(8, max(1, args.nprocs))
+    for name in THREAD_ENV:
+        if args.omp_nthreads or name not in os.environ:
+            os.environ[name] = str(threads)
+    return threads
+
+
 def _setup_logging(verbose: int) -> None:
     level = logging.WARNING - 10 * min(verbose + 1, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
@@ -186,10 +209,9 @@ def validate_bids(bids_dir: Path) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:
-        return EXIT_USAGE if exc.code else EXIT_OK
+    args = parse_args(parser, argv)
+    if isinstance(args, int):
+        return args
     _setup_logging(args.verbose)
     if args.analysis_level not in LEVELS:
         _error(f"unknown analysis level {args.analysis_level!r}; use participant or group")
@@ -272,6 +294,7 @@ def _new_record(config, unit):
 
 
 def run_participant_level(args) -> int:
+    _set_thread_env(args)
     os.environ.setdefault("NIPYPE_NO_ET", "1")  # nipype must not phone home
     os.environ.setdefault("TEMPLATEFLOW_AUTOUPDATE", "0")
     from ..bids import (

@@ -9,6 +9,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from .common import parse_args
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOINPUT = 0, 1, 64, 66
 
 EXAMPLES = """\
@@ -91,10 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:
-        return EXIT_USAGE if exc.code else EXIT_OK
+    args = parse_args(parser, argv)
+    if isinstance(args, int):
+        return args
     logging.basicConfig(
         level=logging.DEBUG if args.verbose > 1 else logging.INFO,
         format="%(asctime)s %(levelname)s: %(message)s",
