@@ -41,6 +41,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "infant_tissue.cli.make_phantoms",
         "generate synthetic 6-month infant phantoms (raw BIDS and/or iSeg layout)",
     ),
+    "batch": (
+        "infant_tissue.cli.batch",
+        "write (and with --submit, submit) a SLURM array job, one task per session",
+    ),
 }
 
 EXIT_USAGE = 64

@@ -185,6 +185,8 @@ def _setup_logging(verbose: int) -> None:
     level = logging.WARNING - 10 * min(verbose + 1, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
     logging.getLogger("nipype").setLevel(logging.WARNING if verbose < 2 else logging.INFO)
+    # nipype's logger carries its own (stdout) handler: propagating to ours would print twice
+    logging.getLogger("nipype").propagate = False
 
 
 def _error(message: str) -> None:
