@@ -47,6 +47,17 @@ def default_bundle() -> Path | None:
     return packaged if (packaged / "model.json").is_file() else None
 
 
+class _VersionAction(argparse.Action):
+    """``--version``, computed only when asked (it imports torch and hashes the bundle)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, **kw):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, **kw)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(version_text())
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="infant-tissue",
@@ -58,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("bids_dir", type=Path, help="the input BIDS dataset")
     p.add_argument("output_dir", type=Path, help="where derivatives are written")
     p.add_argument("analysis_level", help="participant or group")
-    p.add_argument("--version", action="version", version=version_text())
+    p.add_argument("--version", action=_VersionAction, help="show versions, bundle and exit")
     g = p.add_argument_group("selecting data")
     g.add_argument(
         "--participant-label",
