@@ -172,6 +172,7 @@ grep -q "done in" "$SCRATCH/participant.log" || die "participant"
 for sub in 01 02; do
     ls "$DATA"/out/sub-$sub/ses-*/anat/sub-${sub}_ses-*_space-T1w_dseg.nii.gz >/dev/null \
         || die "participant: no dseg for sub-$sub"
+    ls "$DATA"/out/sub-${sub}_ses-*.html >/dev/null || die "participant: no report for sub-$sub"
 done
 grep -q "infant-tissue: error" "$SCRATCH/participant.log" && die "participant reported an error"
 
@@ -181,6 +182,7 @@ t0=$(now)
     | tee "$SCRATCH/group.log" || die "group"
 GROUP_S=$(secs "$t0" "$(now)")
 [ -n "$(ls -A "$DATA/out/group" 2>/dev/null)" ] || die "group: no group/ outputs"
+[ -f "$DATA/out/group/report.html" ] || die "group: no group/report.html"
 ls "$DATA/out/group"
 
 log "group again as a user without a passwd entry (uid 4321, as under Singularity)"
