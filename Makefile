@@ -26,6 +26,7 @@ demo: venv
 		--device cpu --nprocs 2 --omp-nthreads 2 -w $(DEMO)/work
 	$(BIN)/infant-tissue $(DEMO)/bids $(DEMO)/derivatives group
 	@echo; echo "outputs: $(DEMO)/derivatives (per session: sub-*/ses-*/anat; cohort: group/)"
+	@echo "reports: $(DEMO)/derivatives/sub-01_ses-01.html, $(DEMO)/derivatives/group/report.html"
 
 # Rebuild the packaged demo bundle from scratch (phantoms -> 3 training runs -> fine-tuning of
 # each -> fuse -> held-out Dice).
