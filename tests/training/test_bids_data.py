@@ -97,3 +97,30 @@ def test_train_command_on_bids(phantom_bids, tmp_path):
 def test_bids_input_needs_derivatives(phantom_bids, tmp_path, capsys):
     assert main(["train", str(phantom_bids), "--out", str(tmp_path / "r")]) == 64
     assert "--derivatives" in capsys.readouterr().err
+
+
+def test_train_fuse_run_evaluate_end_to_end(phantom_bids, tmp_path):
+    """train (BIDS + manual dseg) -> fuse -> BIDS-App participant -> evaluate against the dseg."""
+    manual = phantom_bids / "derivatives" / "manual"
+    run, bundle, out = tmp_path / "run", tmp_path / "bundle", tmp_path / "out"
+    assert main(
+        ["train", str(phantom_bids), "--derivatives", str(manual), "--out", str(run),
+         "--arch-kwargs", '{"init_features": 8, "growth_rate": 4}', "--patch-size", "16",
+         "--batch-size", "2", "--epochs", "2", "--patches-per-epoch", "4", "--no-progress"]
+    ) == 0  # fmt: skip
+    assert main(["fuse", str(run), "--out", str(bundle)]) == 0
+    assert main(
+        [str(phantom_bids), str(out), "participant", "--participant-label", "01",
+         "--skull-stripped", "--models", str(bundle), "--inference-mode", "fast",
+         "--device", "cpu", "--nprocs", "1", "--no-reports", "-w", str(tmp_path / "work")]
+    ) == 0  # fmt: skip
+    pred = next(out.rglob("sub-01*_space-T1w_dseg.nii.gz"))
+    truth = next(manual.rglob("sub-01*_desc-manual_dseg.nii.gz"))
+    table = tmp_path / "scores.tsv"
+    assert main(
+        ["evaluate", "--pred", str(pred), "--truth", str(truth), "--labels", "nipreps",
+         "--metrics", "dice", "--out", str(table)]
+    ) == 0  # fmt: skip
+    rows = table.read_text().splitlines()
+    assert rows[0].split("\t")[:3] == ["subject", "tissue", "metric"]
+    assert sorted(r.split("\t")[1] for r in rows[1:]) == ["CSF", "GM", "WM"]
