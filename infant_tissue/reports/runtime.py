@@ -77,22 +77,23 @@ class RunRecord:
         return None if self.finished is None else self.finished - self.started
 
     def stage_times(self) -> dict[str, float]:
-        """Wall-clock seconds per stage: first node start to last node end (nodes of a stage can
-        run in parallel, so this is not the sum of their times)."""
-        spans: dict[str, list[float]] = {}
+        """Seconds per stage during which at least one of its nodes ran (the union of the nodes'
+        intervals): parallel nodes are not counted twice, and a stage whose writers wait for the
+        segmentation is not charged for the wait."""
+        intervals: dict[str, list[tuple[float, float]]] = {}
         for info in self.nodes.values():
-            if info.get("end") is None:
-                continue
-            span = spans.setdefault(info["stage"], [info["start"], info["end"]])
-            span[0] = min(span[0], info["start"])
-            span[1] = max(span[1], info["end"])
+            if info.get("end") is not None:
+                intervals.setdefault(info["stage"], []).append((info["start"], info["end"]))
+        totals = {}
+        for stage, spans in intervals.items():
+            busy, current_end = 0.0, float("-inf")
+            for start, end in sorted(spans):
+                if end > current_end:
+                    busy += end - max(start, current_end)
+                    current_end = end
+            totals[stage] = round(busy, 2)
         order = list(STAGES.values())
-        return {
-            stage: round(end - start, 2)
-            for stage, (start, end) in sorted(
-                spans.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else 99
-            )
-        }
+        return dict(sorted(totals.items(), key=lambda kv: (order + [kv[0]]).index(kv[0])))
 
     def save(self, output_dir: Path) -> Path:
         data = asdict(self)

@@ -48,3 +48,14 @@ def test_unreadable_record_is_none(tmp_path):
     path.write_text("{not json")
     assert load_run_record(tmp_path, "01", "A") is None
     assert load_run_record(tmp_path, "02", None) is None
+
+
+def test_stage_time_is_the_union_of_node_intervals():
+    record = RunRecord(subject="01", session=None)
+    record.nodes = {
+        "a": {"stage": "outputs", "start": 5.0, "end": 6.0},  # early writer (the T1w)
+        "b": {"stage": "outputs", "start": 31.0, "end": 32.5},  # after the segmentation
+        "c": {"stage": "outputs", "start": 31.5, "end": 32.0},  # in parallel with b
+        "d": {"stage": "segmentation", "start": 7.0, "end": None},  # never finished: ignored
+    }
+    assert record.stage_times() == {"outputs": 2.5}
