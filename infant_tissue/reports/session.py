@@ -112,23 +112,23 @@ def _read_json(path: Path | None) -> dict:
 
 
 def _figure_plan(
-    files: dict[str, Path], out: Path, prefix: str
+    files: dict[str, Path], shown: dict, out: Path, prefix: str
 ) -> list[tuple[Figure, Callable[[Path], Path]]]:
-    """The figures this session's files allow, each with the call that draws it."""
+    """The figures this session's files allow, each with the call that draws it from ``shown``
+    (filled with the display images only when some figure is actually drawn)."""
     plan: list[tuple[Figure, Callable[[Path], Path]]] = []
 
     def add(key, title, caption, name, draw, *needs):
         if all(n in files for n in needs):
             plan.append((Figure(key, title, caption, out / f"{prefix}_{name}.png"), draw))
 
-    t1w, t2w, mask, dseg = (files.get(k) for k in ("t1w", "t2w", "mask", "dseg"))
     add(
         "registration",
         "T2w to T1w registration",
         "Edges of the registered T2w (red) over the T1w. The red lines should follow the "
         "T1w's tissue boundaries; a constant offset means the registration slipped.",
         "desc-registration_T2w",
-        lambda p: figures.plot_registration(t1w, t2w, mask, p),
+        lambda p: figures.plot_registration(shown["t1w"], shown["t2w"], shown["mask"], p),
         "t1w",
         "t2w",
         "mask",
@@ -140,7 +140,7 @@ def _figure_plan(
             f"Outline of the brain mask (red) on the preprocessed {label}. It should follow "
             "the brain's surface without cutting cortex or including skull, eyes or neck.",
             f"desc-brain{label}_mask",
-            lambda p, k=key, lab=label: figures.plot_mask_contours(files[k], mask, p, lab),
+            lambda p, k=key, lab=label: figures.plot_mask_contours(shown[k], shown["mask"], p, lab),
             key,
             "mask",
         )
@@ -151,13 +151,15 @@ def _figure_plan(
             "Label map over the T1w: GM orange, WM green, CSF blue. Look for WM/GM swaps in "
             "poorly myelinated regions and CSF leaking outside the brain.",
             f"desc-{orientation}_dseg",
-            lambda p, o=orientation: figures.plot_tissue_mosaic(t1w, dseg, mask, p, o),
+            lambda p, o=orientation: figures.plot_tissue_mosaic(
+                shown["t1w"], shown["dseg"], shown["mask"], p, o
+            ),
             "t1w",
             "dseg",
             "mask",
         )
-    probs = {t: files[f"prob_{t}"] for t in ("CSF", "GM", "WM") if f"prob_{t}" in files}
-    if len(probs) == 3 and t1w is not None:
+    tissues = [t for t in ("CSF", "GM", "WM") if f"prob_{t}" in files]
+    if len(tissues) == 3 and "t1w" in files:
         plan.append(
             (
                 Figure(
@@ -166,7 +168,9 @@ def _figure_plan(
                     "Ensemble-mean probability of each tissue (shown above 0.05).",
                     out / f"{prefix}_desc-tissues_probseg.png",
                 ),
-                lambda p: figures.plot_probability_maps(t1w, probs, p),
+                lambda p: figures.plot_probability_maps(
+                    shown["t1w"], {t: shown[f"prob_{t}"] for t in tissues}, p
+                ),
             )
         )
     return plan
@@ -215,7 +219,11 @@ def generate_session_report(
 
     made: list[Figure] = []
     fig_dir = figures_dir(output_dir, subject)
-    for fig, draw in _figure_plan(files, fig_dir, prefix) if not failed else []:
+    shown: dict = dict(files)
+    plan = _figure_plan(files, shown, fig_dir, prefix) if not failed else []
+    if any(refresh_figures or not fig.path.is_file() for fig, _ in plan) and "mask" in files:
+        shown.update(figures.display_images(files))
+    for fig, draw in plan:
         if refresh_figures or not fig.path.is_file():
             try:
                 draw(fig.path)
