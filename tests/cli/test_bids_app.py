@@ -287,6 +287,8 @@ def test_real_template_pair_runs_skull_stripped(real_infant, tmp_path):
     table = (tmp_path / "out/sub-tpl/anat/sub-tpl_desc-tissue_volumes.tsv").read_text()
     brain_mm3 = float(table.splitlines()[-1].split("\t")[3])
     assert 500_000 < brain_mm3 < 1_100_000  # the template's brain is ~800 mL
+    assert len(list((tmp_path / "out/sub-tpl/figures").glob("*.png"))) == 7
+    assert (tmp_path / "out/sub-tpl.html").is_file()
 
 
 def test_version_names_app_bundle_and_torch(capsys):
