@@ -28,7 +28,7 @@ from ..hpc import (
     submit_line,
     write_batch,
 )
-from .common import parse_args
+from .common import add_data_selection, parse_args
 
 EXIT_OK, EXIT_USAGE, EXIT_NOINPUT, EXIT_UNAVAILABLE, EXIT_CANTCREAT = 0, 64, 66, 69, 73
 LOGGER = logging.getLogger("infant_tissue")
@@ -80,21 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("bids_dir", type=Path, help="the input BIDS dataset")
     p.add_argument("output_dir", type=Path, help="where the derivatives are written")
 
-    g = p.add_argument_group("selecting data")
-    g.add_argument(
-        "--participant-label",
-        "--participant_label",
-        nargs="+",
-        metavar="LABEL",
-        help="participants to run (default: all)",
-    )
-    g.add_argument("--session-label", nargs="+", metavar="LABEL", help="sessions to run")
-    g.add_argument(
-        "--bids-filter-file", type=Path, metavar="FILE", help="pybids filters (as for the app)"
-    )
-    g.add_argument(
-        "--skip-bids-validation", action="store_true", help="passed to both levels of the app"
-    )
+    add_data_selection(p, "passed to both levels of the app")
 
     c = p.add_argument_group("how a task runs the app")
     how = c.add_mutually_exclusive_group()

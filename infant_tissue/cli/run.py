@@ -18,7 +18,7 @@ import traceback
 from pathlib import Path
 
 from .. import __version__
-from .common import parse_args
+from .common import add_data_selection, parse_args
 
 EXIT_OK, EXIT_FAILED, EXIT_VALIDATION, EXIT_LEVEL, EXIT_USAGE, EXIT_NOINPUT = 0, 1, 16, 17, 64, 66
 LEVELS = ("participant", "group")
@@ -70,26 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("output_dir", type=Path, help="where derivatives are written")
     p.add_argument("analysis_level", help="participant or group")
     p.add_argument("--version", action=_VersionAction, help="show versions, bundle and exit")
-    g = p.add_argument_group("selecting data")
-    g.add_argument(
-        "--participant-label",
-        "--participant_label",
-        nargs="+",
-        metavar="LABEL",
-        help="participants to process (with or without 'sub-')",
-    )
-    g.add_argument("--session-label", nargs="+", metavar="LABEL", help="sessions to process")
-    g.add_argument(
-        "--bids-filter-file",
-        type=Path,
-        metavar="FILE",
-        help='JSON pybids filters per suffix, e.g. {"t1w": {"acquisition": "mprage"}}',
-    )
-    g.add_argument(
-        "--skip-bids-validation",
-        action="store_true",
-        help="do not check the input dataset's basic BIDS structure",
-    )
+    g = add_data_selection(p, "do not check the input dataset's basic BIDS structure")
     g.add_argument("--age-months", type=float, help="age at scan in months (overrides the tables)")
     g.add_argument(
         "--skull-stripped",
