@@ -86,6 +86,19 @@ def brain_cuts(mask_file: Image, axis: int, n_cuts: int) -> list[float]:
     return [float(c) for c in np.linspace(low, high, n_cuts)]
 
 
+def brain_window(image: Image, mask: Image) -> tuple[float, float]:
+    """Grey-level window from the 1st–99th percentiles inside the brain: the automatic window of
+    a skull-stripped or bias-corrected infant image is set by a few bright voxels (vessels, CSF
+    in T2w) and shows the tissue as a flat white or black."""
+    data = np.asanyarray(as_image(image).dataobj)
+    inside = np.asanyarray(as_image(mask).dataobj) > 0
+    values = data[inside] if inside.shape == data.shape[:3] and inside.any() else data[data > 0]
+    if values.size == 0:
+        return 0.0, 1.0
+    low, high = np.percentile(values, [1, 99])
+    return float(low), float(max(high, low + 1e-6))
+
+
 def _brain_smoothed(image_file: Image, mask_file: Image) -> nib.Nifti1Image:
     from nilearn.image import resample_to_img, smooth_img
     from scipy.ndimage import binary_dilation
@@ -125,6 +138,7 @@ def _anat_in_three_orientations(
 ) -> Path:
     """Seven slices per orientation of ``anat_file``, each row's display passed to ``overlay``."""
     fig, axes = _rows_figure(3)
+    vmin, vmax = brain_window(anat_file, mask_file)
     for ax, (name, (mode, axis)) in zip(axes, ORIENTATIONS.items(), strict=True):
         display = plotting.plot_anat(
             as_image(anat_file),
@@ -134,7 +148,9 @@ def _anat_in_three_orientations(
             figure=fig,
             draw_cross=False,
             title=f"{title} ({name})",
-            dim=-0.3,
+            vmin=vmin,
+            vmax=vmax,
+            dim=0,
         )
         overlay(display)
     return _save(fig, out_file)

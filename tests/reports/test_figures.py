@@ -32,3 +32,15 @@ def test_display_images_crop_and_subsample(tmp_path, monkeypatch):
     # cuts spread over the brain, in world millimetres
     cuts = figures.brain_cuts(shown["mask"], 2, 5)
     assert -30 + 0.8 * 10 <= cuts[0] < cuts[-1] <= -30 + 0.8 * 70
+
+
+def test_brain_window_ignores_bright_outliers():
+    data = np.full((20, 20, 20), 100.0, np.float32)
+    data[5:15, 5:15, 5:15] = np.linspace(200, 300, 1000).reshape(10, 10, 10)
+    data[10, 10, 10] = 5000.0  # one vessel-bright voxel
+    mask = np.zeros(data.shape, np.uint8)
+    mask[5:15, 5:15, 5:15] = 1
+    low, high = figures.brain_window(
+        nib.Nifti1Image(data, np.eye(4)), nib.Nifti1Image(mask, np.eye(4))
+    )
+    assert 200 <= low < 205 and 295 < high < 310
