@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import nibabel as nib
@@ -15,6 +17,17 @@ from infant_tissue.nn import build_model
 
 TINY = {"init_features": 8, "growth_rate": 4}
 SHAPE = (48, 56, 48)
+
+
+def run_app(*args: str, env: dict | None = None, timeout: int = 1500):
+    """``infant-tissue ARGS`` in a fresh process, as users run it (output captured)."""
+    return subprocess.run(
+        [sys.executable, "-m", "infant_tissue.cli.main", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
 
 
 def tiny_bundle(path: Path, members: int = 1) -> Path:

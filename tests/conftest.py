@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -38,7 +37,7 @@ def shared_dir() -> Path:
 @pytest.fixture(scope="session")
 def app_run(tmp_path_factory):
     """One participant run over four subjects (two good, two broken), then the group level."""
-    from app_fixtures import skull_stripped_dataset, tiny_bundle
+    from app_fixtures import run_app, skull_stripped_dataset, tiny_bundle
 
     tmp = tmp_path_factory.mktemp("app")
     truth = skull_stripped_dataset(tmp / "bids")
@@ -61,23 +60,6 @@ def app_run(tmp_path_factory):
         "--device",
         "cpu",
     ]
-    proc = subprocess.run(
-        [sys.executable, "-m", "infant_tissue.cli.main", *args],
-        capture_output=True,
-        text=True,
-        timeout=1500,
-    )
-    group = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "infant_tissue.cli.main",
-            str(tmp / "bids"),
-            str(tmp / "out"),
-            "group",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    proc = run_app(*args)
+    group = run_app(tmp / "bids", tmp / "out", "group", timeout=600)
     return tmp, proc, group, truth, args

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import nibabel as nib
 import numpy as np
@@ -13,7 +11,7 @@ import pytest
 
 from infant_tissue.data.phantom import make_bids_subject, sample_subject, write_bids_dataset
 
-from ..app_fixtures import SHAPE, tiny_bundle
+from ..app_fixtures import SHAPE, run_app, tiny_bundle
 
 pytestmark = pytest.mark.slow
 
@@ -43,27 +41,20 @@ def test_template_brain_mask_run(tmp_path):
     write_templateflow(tmp_path / "templateflow")
     bundle = tiny_bundle(tmp_path / "bundle")
     env = {**os.environ, "TEMPLATEFLOW_HOME": str(tmp_path / "templateflow")}
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "infant_tissue.cli.main",
-            str(tmp_path / "bids"),
-            str(tmp_path / "out"),
-            "participant",
-            "--models",
-            str(bundle),
-            "--inference-mode",
-            "whole",
-            "--nprocs",
-            "1",
-            "--omp-nthreads",
-            "1",
-            "-w",
-            str(tmp_path / "work"),
-        ],
-        capture_output=True,
-        text=True,
+    done = run_app(
+        str(tmp_path / "bids"),
+        str(tmp_path / "out"),
+        "participant",
+        "--models",
+        str(bundle),
+        "--inference-mode",
+        "whole",
+        "--nprocs",
+        "1",
+        "--omp-nthreads",
+        "1",
+        "-w",
+        str(tmp_path / "work"),
         env=env,
         timeout=1500,
     )
@@ -80,19 +71,12 @@ def test_missing_template_fails_the_session_clearly(tmp_path):
     (tmp_path / "empty").mkdir()
     bundle = tiny_bundle(tmp_path / "bundle")
     env = {**os.environ, "TEMPLATEFLOW_HOME": str(tmp_path / "empty")}
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "infant_tissue.cli.main",
-            str(tmp_path / "bids"),
-            str(tmp_path / "out"),
-            "participant",
-            "--models",
-            str(bundle),
-        ],
-        capture_output=True,
-        text=True,
+    done = run_app(
+        str(tmp_path / "bids"),
+        str(tmp_path / "out"),
+        "participant",
+        "--models",
+        str(bundle),
         env=env,
         timeout=600,
     )
