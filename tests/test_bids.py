@@ -351,11 +351,9 @@ def test_mniinfant_cohort_rejects_nan():
 def test_mniinfant_table_matches_templateflow_description():
     # The templateflow package ships the template descriptions (no download needed).
     spec = importlib.util.find_spec("templateflow")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("templateflow is not installed")
+    assert spec is not None and spec.submodule_search_locations  # a hard dependency
     skel = Path(next(iter(spec.submodule_search_locations))) / "conf" / "templateflow-skel.zip"
-    if not skel.is_file():
-        pytest.skip("this templateflow version ships no skeleton")
+    assert skel.is_file(), f"{skel}: the pinned templateflow should ship its skeleton"
     with zipfile.ZipFile(skel) as archive:
         desc = json.loads(archive.read("tpl-MNIInfant/template_description.json"))
     table = {int(k): tuple(v["age"]) for k, v in desc["cohort"].items() if v["units"] == "months"}
