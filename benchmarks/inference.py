@@ -501,7 +501,7 @@ def parse_args(argv=None):
     p.add_argument(
         "--phantom-seed",
         type=int,
-        help="mode table on phantom 0 of this seed (infant_tissue.data.phantom, iSeg form, "
+        help="mode table on phantom 0 of this seed (infant_tissue.phantoms, iSeg form, "
         "--shape), with Dice against its true labels; 900 is held out from the demo bundle",
     )
     p.add_argument("--repeats", type=int, default=1, help="runs per implementation (best kept)")
@@ -614,7 +614,7 @@ def main(argv=None) -> int:
             truth = None
             if args.phantom_seed is not None:
                 # A held-out phantom of the project's generator, with its true labels.
-                from infant_tissue.data.phantom import make_iseg_subject, sample_subject
+                from infant_tissue.phantoms import make_iseg_subject, sample_subject
 
                 vols = make_iseg_subject(sample_subject(args.phantom_seed, 0, shape))
                 t1, t2 = vols.t1.astype(np.float32), vols.t2.astype(np.float32)

@@ -48,7 +48,7 @@ def keras_files(dest: Path, members: int) -> list[Path]:
 
 
 def templateflow(home: Path, cohorts: list[int], shape: tuple[int, int, int]) -> None:
-    from infant_tissue.data.phantom import make_bids_subject, sample_subject
+    from infant_tissue.phantoms import make_bids_subject, sample_subject
 
     tpl = home / "tpl-MNIInfant"
     tpl.mkdir(parents=True, exist_ok=True)

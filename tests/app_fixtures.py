@@ -12,7 +12,7 @@ import nibabel as nib
 import numpy as np
 
 from infant_tissue.bundle import default_metadata, save_bundle
-from infant_tissue.data.phantom import make_iseg_subject, sample_subject
+from infant_tissue.phantoms import make_iseg_subject, sample_subject
 from infant_tissue.nn import build_model
 
 TINY = {"init_features": 8, "growth_rate": 4}

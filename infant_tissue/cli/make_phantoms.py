@@ -8,7 +8,7 @@ Usage::
 ``--form bids`` makes ``OUT`` a BIDS dataset (T1w/T2w with skull on different grids, manual
 ``dseg`` derivative); ``--form iseg`` fills ``OUT`` with iSeg-style ``subject-N-T1/-T2/-label``
 Analyze files; ``--form both`` writes ``OUT/bids`` and ``OUT/iseg`` from the same subjects.
-See :mod:`infant_tissue.data.phantom` for what the phantoms contain.
+See :mod:`infant_tissue.phantoms` for what the phantoms contain.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..data.phantom import (
+from ..phantoms import (
     DEFAULT_SHAPE,
     MIN_SIDE,
     sample_subjects,

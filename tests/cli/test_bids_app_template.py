@@ -9,7 +9,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from infant_tissue.data.phantom import make_bids_subject, sample_subject, write_bids_dataset
+from infant_tissue.phantoms import make_bids_subject, sample_subject, write_bids_dataset
 
 from ..app_fixtures import SHAPE, run_app, tiny_bundle
 

@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from infant_tissue.data import phantom as P
+from infant_tissue import phantoms as P
 from infant_tissue.labels import to_model
+from infant_tissue.phantoms import io as phantom_io
+from infant_tissue.phantoms.geometry import rotation_matrix
 
 SHAPE = (40, 44, 40)
 SEED = 7
@@ -341,29 +343,29 @@ def test_t2w_maps_onto_t1w_through_recorded_transform(bids_root, subjects):
 
 def test_atomic_writers_leave_no_partial_files(tmp_path, monkeypatch):
     image = nib.Nifti1Image(np.zeros((2, 2, 2), np.uint8), np.eye(4))
-    P.save_image_atomic(image, tmp_path / "a.nii.gz")
-    P.save_image_atomic(
+    phantom_io.save_image_atomic(image, tmp_path / "a.nii.gz")
+    phantom_io.save_image_atomic(
         nib.AnalyzeImage(np.zeros((2, 2, 2), np.uint8), np.eye(4)), tmp_path / "b.hdr"
     )
-    P.write_text_atomic(tmp_path / "c.tsv", "x\n")
+    phantom_io.write_text_atomic(tmp_path / "c.tsv", "x\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.nii.gz", "b.hdr", "b.img", "c.tsv"]
 
     def fail(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(P.nib, "save", fail)
+    monkeypatch.setattr(nib, "save", fail)
     with pytest.raises(OSError, match="disk full"):
-        P.save_image_atomic(image, tmp_path / "d.nii.gz")
+        phantom_io.save_image_atomic(image, tmp_path / "d.nii.gz")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.nii.gz", "b.hdr", "b.img", "c.tsv"]
     with pytest.raises(ValueError, match="unsupported image extension"):
-        P.save_image_atomic(image, tmp_path / "e.mgz")
+        phantom_io.save_image_atomic(image, tmp_path / "e.mgz")
 
 
 def test_render_classes_is_grid_independent(subjects):
     # the same anatomy rendered on a 1 mm and a rotated 0.8 mm grid gives the same volumes
     anatomy = subjects[0].anatomy
     fine = np.eye(4)
-    fine[:3, :3] = P.rotation_matrix((1, 2, 3), 20) * 0.8
+    fine[:3, :3] = rotation_matrix((1, 2, 3), 20) * 0.8
     shape_fine = (60, 66, 60)
     fine[:3, 3] = -fine[:3, :3] @ ((np.asarray(shape_fine) - 1) / 2)
     coarse = P.tissue_labels(P.render_classes(anatomy, SHAPE, P.iseg_affine(SHAPE)))
