@@ -49,3 +49,54 @@ def _dunet_baseline(**kwargs: Any) -> nn.Module:
 
 register("dunet-mixacb", _dunet_mixacb)
 register("dunet-baseline", _dunet_baseline)
+
+
+# seed 000 backbones and seed 001
+from .buinet import BuiNet  # noqa: E402
+from .cc3dfcn import CC3DFCN  # noqa: E402
+from .msfcn import MultiStreamFCN  # noqa: E402
+from .nlunet import NLUNet  # noqa: E402
+from .unet3d import UNet3D  # noqa: E402
+
+
+def _seed000_builder(network: Callable[..., nn.Module], **fixed: Any) -> Callable[..., nn.Module]:
+    """Builder of ``network(**fixed, **kwargs)``; passing a fixed argument again is a TypeError."""
+
+    def build(**kwargs: Any) -> nn.Module:
+        return network(**fixed, **kwargs)
+
+    return build
+
+
+for _seed000_name, _seed000_network in (
+    ("buinet", BuiNet),
+    ("unet3d", UNet3D),
+    ("cc3dfcn", CC3DFCN),
+    ("nlunet", NLUNet),
+):
+    register(f"{_seed000_name}-baseline", _seed000_builder(_seed000_network, conv="baseline"))
+    register(f"{_seed000_name}-mixacb", _seed000_builder(_seed000_network, conv="mixacb"))
+register("msfcn", _seed000_builder(MultiStreamFCN, stream_channels=(1, 1)))
+register("msfcn-context", _seed000_builder(MultiStreamFCN, stream_channels=(1, 1, 3)))
+
+
+# seeds 002-004
+from .damal import DAMAL  # noqa: E402
+from .infinet import InfiNet  # noqa: E402
+from .mixnet import MixNet  # noqa: E402
+
+
+def _mixnet_builder(version: str) -> Callable[..., nn.Module]:
+    """Builder of ``MixNet(version=version, **kwargs)``."""
+
+    def build(**kwargs: Any) -> nn.Module:
+        return MixNet(version=version, **kwargs)
+
+    return build
+
+
+register("infinet", InfiNet)  # public-code reading; variant="paper" for the text's
+register("mixnet-v1", _mixnet_builder("v1"))
+register("mixnet-v2", _mixnet_builder("v2"))
+register("mixnet-v3", _mixnet_builder("v3"))
+register("damal", DAMAL)
