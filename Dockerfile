@@ -5,10 +5,11 @@
 # build time: the container needs no network, no writable HOME and runs as any user on a
 # read-only root filesystem (caches go to /tmp). Usage, GPU/CPU and Singularity: docs/usage.md.
 #
-#   docker build -t infant-tissue:$(cat version) \
-#       --build-arg VERSION=$(cat version) --build-arg VCS_REF=$(git rev-parse HEAD) \
-#       --build-arg BUILD_DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ) \
-#       --build-arg MASNET_SHA256_0=<sha256 of weights/ensemble/0.h5> ... MASNET_SHA256_9=... .
+#   docker build -t infant-tissue:$(cat version) .
+#
+# needs no build argument: the 3D-MASNet weight files are checked against the git blob ids of the
+# pinned commit (containers/fetch_masnet.py). Optional labels: --build-arg VERSION=$(cat version)
+# --build-arg VCS_REF=$(git rev-parse HEAD) --build-arg BUILD_DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ).
 #
 # Offline builds: every download can come from containers/local/ instead (ignored by git):
 #   TORCH_SOURCE=local      containers/local/torch-*.whl   (a base image without torch)
@@ -68,7 +69,10 @@ RUN set -eu; \
     rm -rf /tmp/src
 
 # --- TemplateFlow infant templates, read-only ---------------------------------------------------
-# templateflow: download with the TemplateFlow client; local: copy containers/local/templateflow
+# templateflow: download with the TemplateFlow client; local: copy containers/local/templateflow.
+# Each cohort then gets its cerebellum + brain-stem mask (derived from the package's adult label
+# map through TemplateFlow's MNI152NLin6Asym -> MNIInfant transform, or by registration), checked
+# for plausibility; a lab's folder that already holds the masks keeps them.
 ARG TEMPLATES_SOURCE=templateflow
 ARG TEMPLATE_COHORTS="1 2 3 4 5"
 COPY containers/fetch_templates.py ${BUILD_DIR}/
@@ -81,10 +85,12 @@ RUN --mount=type=bind,source=containers/local,target=/build/local \
 # --- the published 3D-MASNet ensemble -> weight bundle --------------------------------------------
 # url: {MASNET_REPO}/raw/{MASNET_COMMIT}/weights/ensemble/{0..9}.h5; local: containers/local/
 # 3D-MASNet/ laid out like the repository; none: no MASNet bundle (DEFAULT_BUNDLE=demo).
-# Each file must match its MASNET_SHA256_<i> (fetch_masnet.py reads them from the environment).
+# Each file must have the git blob id pinned in fetch_masnet.py for MASNET_COMMIT (other files or
+# commits: MASNET_BLOB_IDS, space-separated); MASNET_SHA256_<i>, when given, is checked as well.
 ARG MASNET_SOURCE=url
 ARG MASNET_REPO=https://github.com/RicardoZiTseng/3D-MASNet
 ARG MASNET_COMMIT=0930fcff8c96e38616c19a880ba18d252958a967
+ARG MASNET_BLOB_IDS=
 ARG MASNET_SHA256_0=
 ARG MASNET_SHA256_1=
 ARG MASNET_SHA256_2=

@@ -18,11 +18,13 @@ venv: $(BIN)/.installed
 
 DEMO := demo-output
 
-# Phantom BIDS dataset -> participant -> group with the packaged demo bundle, on CPU.
+# Phantom BIDS dataset (and phantom stand-ins of the MNIInfant templates, for the cerebellum +
+# brain-stem removal) -> participant -> group with the packaged demo bundle, on CPU.
 demo: venv
 	$(BIN)/infant-tissue make-phantoms $(DEMO)/bids --n-subjects 2 --seed 7 --shape 64 72 64 \
-		--skull-stripped --overwrite
-	$(BIN)/infant-tissue $(DEMO)/bids $(DEMO)/derivatives participant --skull-stripped \
+		--skull-stripped --overwrite --templateflow $(DEMO)/templateflow
+	TEMPLATEFLOW_HOME=$(abspath $(DEMO)/templateflow) $(BIN)/infant-tissue $(DEMO)/bids \
+		$(DEMO)/derivatives participant --skull-stripped \
 		--device cpu --nprocs 2 --omp-nthreads 2 -w $(DEMO)/work
 	$(BIN)/infant-tissue $(DEMO)/bids $(DEMO)/derivatives group
 	@echo; echo "outputs: $(DEMO)/derivatives (per session: sub-*/ses-*/anat; cohort: group/)"

@@ -9,8 +9,9 @@
 #   (reused when it exists; REBUILD_BASE=1 to redo). It has no torch, so TORCH_SOURCE=local
 #   installs the CPU wheel ($TORCH_WHEEL).
 # * network steps of the Dockerfile use local stand-ins (containers/make_test_inputs.py):
-#   reference-layout Keras HDF5 fixtures for the 3D-MASNet ensemble, checked against the
-#   MASNET_SHA256_<i> build arguments and imported with import-keras; phantom TemplateFlow files.
+#   reference-layout Keras HDF5 fixtures for the 3D-MASNet ensemble, checked against their git
+#   blob ids (MASNET_BLOB_IDS) and sha256 (MASNET_SHA256_<i>) and imported with import-keras;
+#   phantom TemplateFlow files with their cerebellum + brain-stem masks.
 #   DEFAULT_BUNDLE=demo: the runs use the packaged demo bundle.
 # * runs: --version; make-phantoms; participant (--device cpu) and group on 2 phantom subjects;
 #   the CPU-fallback log line of --device auto; model-info of the imported fixture bundle.
@@ -78,6 +79,8 @@ while read -r sha path; do
     SHA_ARGS+=(--build-arg "MASNET_SHA256_$i=$sha")
     i=$((i + 1))
 done < containers/local/3D-MASNet/SHA256SUMS
+# the fixtures are not the pinned upstream files: tell the build their git blob ids
+SHA_ARGS+=(--build-arg "MASNET_BLOB_IDS=$(cat containers/local/3D-MASNet/BLOBIDS)")
 [ "$i" = 10 ] || die "expected 10 fixture files, got $i"
 
 # --- 3. build -----------------------------------------------------------------------------------

@@ -8,8 +8,10 @@ Writes into ``containers/local/`` (ignored by git), the folder the Dockerfile re
   layout (fused "deploy" form, reduced width, random weights) made by the NumPy re-implementation
   of the Keras model used in the tests (``tests/keras_numpy_reference.py``), and
   ``3D-MASNet/SHA256SUMS`` for the ``MASNET_SHA256_<i>`` build arguments;
-* ``templateflow/tpl-MNIInfant/cohort-{1..5}/``: phantom heads (T1w, T2w, brain mask, 1 mm) named
-  like the real ``tpl-MNIInfant`` res-1 files, so the app's TemplateFlow lookup finds them.
+* ``3D-MASNet/BLOBIDS``: their git blob ids for ``MASNET_BLOB_IDS``;
+* ``templateflow/tpl-MNIInfant/cohort-{1..5}/``: phantom heads (T1w, T2w, brain mask,
+  cerebellum + brain-stem mask, 1 mm) named like the real ``tpl-MNIInfant`` res-1 files, so the
+  app's TemplateFlow lookups find them.
 
 Run with the project's environment: ``.venv/bin/python containers/make_test_inputs.py``.
 """
@@ -18,12 +20,10 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import shutil
 import sys
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,29 +44,23 @@ def keras_files(dest: Path, members: int) -> list[Path]:
         paths.append(path)
     lines = [f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.relative_to(dest)}" for p in paths]
     (dest / "SHA256SUMS").write_text("\n".join(lines) + "\n")
+    # git blob ids (what 'git hash-object' prints) for MASNET_BLOB_IDS: fixtures are not the
+    # pinned files, so the build is told their ids
+    blobs = []
+    for p in paths:
+        data = p.read_bytes()
+        blobs.append(hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest())
+    (dest / "BLOBIDS").write_text(" ".join(blobs) + "\n")
     return paths
 
 
 def templateflow(home: Path, cohorts: list[int], shape: tuple[int, int, int]) -> None:
-    from infant_tissue.phantoms import make_bids_subject, sample_subject
+    """Phantom cohorts named like the real ``tpl-MNIInfant`` res-1 files, with the cerebellum +
+    brain-stem masks a lab's prepared folder would hold (the image build keeps given masks; the
+    adult labels do not register onto phantom anatomy)."""
+    from infant_tissue.phantoms.templates import write_templateflow
 
-    tpl = home / "tpl-MNIInfant"
-    tpl.mkdir(parents=True, exist_ok=True)
-    (tpl / "template_description.json").write_text(
-        json.dumps({"Name": "phantom stand-in for MNIInfant (offline image build test only)"})
-    )
-    for cohort in cohorts:
-        vols = make_bids_subject(sample_subject(70 + cohort, 0, shape))
-        folder = tpl / f"cohort-{cohort}"
-        folder.mkdir(exist_ok=True)
-        stem = f"tpl-MNIInfant_cohort-{cohort}_res-1"
-        images = {
-            "T1w": (vols.t1w.astype(np.float32), vols.t1w_affine),
-            "T2w": (vols.t2w.astype(np.float32), vols.t2w_affine),
-            "desc-brain_mask": ((vols.dseg > 0).astype(np.uint8), vols.t1w_affine),
-        }
-        for suffix, (data, affine) in images.items():
-            nib.save(nib.Nifti1Image(data, affine), str(folder / f"{stem}_{suffix}.nii.gz"))
+    write_templateflow(home, cohorts, seed=70, shape=shape)
 
 
 def main(argv: list[str] | None = None) -> int:

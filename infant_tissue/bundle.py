@@ -47,6 +47,13 @@ DEFAULT_CLASSES: tuple[dict[str, Any], ...] = (
 )
 
 
+#: What a bundle's networks were trained on, recorded as ``input_domain`` in ``model.json``:
+#: ``cerebrum`` (iSeg-style images without cerebellum and brain stem: every imported Keras
+#: ensemble) or ``whole-brain``. Bundles older than the key are iSeg-trained: ``cerebrum``.
+INPUT_DOMAINS = ("cerebrum", "whole-brain")
+DEFAULT_INPUT_DOMAIN = "cerebrum"
+
+
 class BundleError(ValueError):
     """A bundle is missing, malformed, tampered with, or does not match its architecture."""
 
@@ -65,6 +72,7 @@ def default_metadata(**overrides: Any) -> dict[str, Any]:
         "patch_size": [32, 32, 32],
         "stride": [8, 8, 8],
         "default_vote": "hard",
+        "input_domain": DEFAULT_INPUT_DOMAIN,
         "provenance": {},
         "licence": "",
     }
@@ -102,6 +110,11 @@ class Bundle:
     @property
     def name(self) -> str:
         return str(self.metadata.get("name", self.path.name))
+
+    @property
+    def input_domain(self) -> str:
+        """``cerebrum`` or ``whole-brain`` (see :data:`INPUT_DOMAINS`)."""
+        return str(self.metadata.get("input_domain", DEFAULT_INPUT_DOMAIN))
 
     @property
     def architecture(self) -> dict[str, Any]:
@@ -185,6 +198,11 @@ def _validate_metadata(meta: Mapping[str, Any], where: Path) -> None:
             f"{where}: bundle format version {meta['format_version']} is newer than this "
             f"software understands ({BUNDLE_FORMAT_VERSION}); upgrade infant-tissue"
         )
+    domain = meta.get("input_domain", DEFAULT_INPUT_DOMAIN)
+    if domain not in INPUT_DOMAINS:
+        raise BundleError(
+            f"{where}: input_domain must be one of {', '.join(INPUT_DOMAINS)}, not {domain!r}"
+        )
     members = meta["members"]
     if not isinstance(members, list) or not members:
         raise BundleError(f"{where}: 'members' must be a non-empty list")
@@ -196,6 +214,20 @@ def _validate_metadata(meta: Mapping[str, Any], where: Path) -> None:
 
 def load_bundle(path: str | os.PathLike[str]) -> Bundle:
     """Open a bundle folder, validate ``model.json`` and check every member's sha256."""
+    bundle = read_bundle_metadata(path)
+    meta = bundle.metadata
+    for i in range(len(bundle)):
+        member = bundle.member_path(i)
+        if not member.is_file():
+            raise BundleError(f"{member}: member file is missing")
+        if sha256_file(member) != meta["members"][i]["sha256"]:
+            raise BundleError(f"{member}: sha256 does not match model.json")
+    return bundle
+
+
+def read_bundle_metadata(path: str | os.PathLike[str]) -> Bundle:
+    """Open a bundle folder and validate ``model.json`` without reading the members (cheap: what
+    a workflow builder needs); use :func:`load_bundle` before running the networks."""
     root = Path(path)
     meta_path = root / METADATA_FILE
     if not meta_path.is_file():
@@ -208,14 +240,7 @@ def load_bundle(path: str | os.PathLike[str]) -> Bundle:
     if not isinstance(meta, dict):
         raise BundleError(f"{meta_path}: expected a JSON object")
     _validate_metadata(meta, meta_path)
-    bundle = Bundle(path=root, metadata=meta, sha256=hashlib.sha256(raw).hexdigest())
-    for i in range(len(bundle)):
-        member = bundle.member_path(i)
-        if not member.is_file():
-            raise BundleError(f"{member}: member file is missing")
-        if sha256_file(member) != meta["members"][i]["sha256"]:
-            raise BundleError(f"{member}: sha256 does not match model.json")
-    return bundle
+    return Bundle(path=root, metadata=meta, sha256=hashlib.sha256(raw).hexdigest())
 
 
 def save_bundle(

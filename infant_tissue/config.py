@@ -24,4 +24,14 @@ class RunConfig:
     derivatives: Path | None = None
     age_months: float | None = None
     templateflow_home: Path | None = None
+    #: what the bundle's networks were trained on (``model.json`` ``input_domain``)
+    input_domain: str = "cerebrum"
+    #: ``--keep-cerebellum``: do not remove cerebellum and brain stem for a ``cerebrum`` bundle
+    keep_cerebellum: bool = False
+
+    @property
+    def remove_cerebellum(self) -> bool:
+        """The bundle was trained without cerebellum and brain stem, and they are to go."""
+        return self.input_domain == "cerebrum" and not self.keep_cerebellum
+
     extra: dict = field(default_factory=dict)

@@ -172,8 +172,30 @@ def tissue_volumes(
     return rows
 
 
+#: ``tissue`` of the volume-table row of the region removed before segmentation
+REMOVED_REGION = "cerebellum_brainstem"
+
+
+def removed_region_row(removed: np.ndarray, affine: np.ndarray) -> dict[str, Any]:
+    """Volume-table row of the cerebellum + brain-stem region removed before segmentation (not
+    part of the 'brain' row, which totals the segmented cerebrum)."""
+    voxel = float(abs(np.linalg.det(affine[:3, :3])))
+    voxels = int(np.count_nonzero(removed))
+    return {
+        "tissue": REMOVED_REGION,
+        "label": "n/a",
+        "voxels": voxels,
+        "volume_mm3": round(voxels * voxel, 3),
+        "volume_pv_mm3": "n/a",
+    }
+
+
 VOLUME_COLUMNS = {
-    "tissue": {"Description": "Tissue class (GM, WM, CSF) or 'brain' for their total"},
+    "tissue": {
+        "Description": "Tissue class (GM, WM, CSF), 'brain' for their total (the segmented "
+        f"cerebrum), or '{REMOVED_REGION}' for the cerebellum + brain stem removed before "
+        "segmentation (its own mask, not segmented)"
+    },
     "label": {"Description": "Index of the tissue in the dseg image (NiPreps order)"},
     "voxels": {"Description": "Number of voxels with this label in the dseg image"},
     "volume_mm3": {"Description": "Volume from the label map", "Units": "mm^3"},

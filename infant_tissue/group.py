@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from .derivatives import REMOVED_REGION
 from .images import write_atomic
 
 LOGGER = logging.getLogger(__name__)
@@ -89,9 +90,11 @@ PV_MEASURES: tuple[str, ...] = ("csf_pv_mm3", "gm_pv_mm3", "wm_pv_mm3", "brain_p
 FRACTION_MEASURES: tuple[str, ...] = ("csf_fraction", "gm_fraction", "wm_fraction")
 #: Measures assessed for outliers.
 OUTLIER_MEASURES: tuple[str, ...] = VOLUME_MEASURES + FRACTION_MEASURES
+#: Volume (mm³) of the cerebellum + brain stem removed before segmentation (None when kept).
+REMOVED_MEASURE = f"{REMOVED_REGION}_mm3"
 #: Measures summarised in ``tissue_volumes_summary.tsv``.
 SUMMARY_MEASURES: tuple[str, ...] = (
-    ("age_months",) + VOLUME_MEASURES + PV_MEASURES + FRACTION_MEASURES
+    ("age_months",) + VOLUME_MEASURES + PV_MEASURES + FRACTION_MEASURES + (REMOVED_MEASURE,)
 )
 
 #: Columns of ``group/tissue_volumes.tsv``.
@@ -102,6 +105,7 @@ VOLUMES_COLUMNS: tuple[str, ...] = (
     *VOLUME_MEASURES,
     *PV_MEASURES,
     *FRACTION_MEASURES,
+    REMOVED_MEASURE,
     "age_source",
     "model_bundle",
     "inference_mode",
@@ -207,6 +211,7 @@ class SessionVolumes:
             out[f"{key}_pv_mm3"] = self.volume_pv_mm3[tissue]
         for tissue in TISSUES:
             out[f"{tissue.lower()}_fraction"] = self.volume_mm3[tissue] / brain if brain else None
+        out[REMOVED_MEASURE] = self.volume_mm3.get(REMOVED_REGION)
         return out
 
 
@@ -640,6 +645,11 @@ def read_session_table(
         if len(fields) != len(header):
             raise VolumeTableError(f"{where}: {len(fields)} fields, the header has {len(header)}")
         tissue = fields[col["tissue"]]
+        if tissue == REMOVED_REGION and tissue not in volume:
+            # the region removed before segmentation: a volume of its own, outside the totals
+            voxels[tissue] = _number(fields[col["voxels"]], f"{where} voxels", integer=True)
+            volume[tissue] = _number(fields[col["volume_mm3"]], f"{where} volume_mm3")
+            continue
         if tissue not in wanted:
             raise VolumeTableError(
                 f"{where}: unknown tissue {tissue!r} (expected {', '.join(wanted)})"
@@ -988,6 +998,7 @@ def _volumes_rows(records: Sequence[SessionVolumes], root: Path) -> list[list[An
                 _fmt(rec.age_months, 4),
                 *(_fmt(m[k], 3) for k in VOLUME_MEASURES + PV_MEASURES),
                 *(_fmt(m[k], 6) for k in FRACTION_MEASURES),
+                _fmt(m[REMOVED_MEASURE], 3),
                 rec.age_source,
                 rec.model_bundle,
                 rec.inference_mode,
@@ -1167,6 +1178,11 @@ def _volumes_sidecar() -> dict[str, Any]:
             "Description": f"{tissue} label-map volume divided by brain_mm3.",
             "Units": "arbitrary",
         }
+    cols[REMOVED_MEASURE] = {
+        "Description": "Volume of the cerebellum + brain stem removed before segmentation (not "
+        "part of brain_mm3); n/a when they were kept.",
+        "Units": "mm^3",
+    }
     return {c: cols[c] for c in VOLUMES_COLUMNS}
 
 

@@ -322,6 +322,9 @@ def import_keras_bundle(
             "command": command,
         },
         licence=licence,
+        # every Keras file of the reference implementation was trained on iSeg images, whose
+        # cerebellum and brain stem the organisers removed
+        input_domain="cerebrum",
     )
     try:
         return save_bundle(out, models, metadata, overwrite=overwrite)

@@ -10,20 +10,52 @@ conversions go through this module:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
+
+@dataclass(frozen=True)
+class Tissue:
+    """One tissue class and everything each output needs to know of it."""
+
+    name: str  # abbreviation used in tables, file names (label-GM) and figures
+    long_name: str  # as written in dseg.tsv
+    nipreps_index: int  # its value in the BIDS/NiPreps dseg (1 GM, 2 WM, 3 CSF)
+    model_class: int  # the network's output channel (0 bg, 1 CSF, 2 GM, 3 WM)
+    colour: str  # the one colour every figure and report uses for it
+
+
+#: THE tissue table, in NiPreps order: derivatives, volume tables, reports and the group level all
+#: read it, so a label index or a colour cannot disagree between two outputs.
+TISSUE_TABLE: tuple[Tissue, ...] = (
+    Tissue("GM", "Gray matter", 1, 2, "#f0a030"),
+    Tissue("WM", "White matter", 2, 3, "#3ec46d"),
+    Tissue("CSF", "Cerebrospinal fluid", 3, 1, "#3a8ee6"),
+)
+#: tissue name -> its row of :data:`TISSUE_TABLE`
+TISSUE_BY_NAME: dict[str, Tissue] = {t.name: t for t in TISSUE_TABLE}
+#: colour name -> colour of the whole brain in cohort figures
+BRAIN_COLOUR = "#7f7f7f"
+
 #: model class -> tissue name (background excluded)
-TISSUES: dict[int, str] = {1: "CSF", 2: "GM", 3: "WM"}
+TISSUES: dict[int, str] = {
+    t.model_class: t.name for t in sorted(TISSUE_TABLE, key=lambda t: t.model_class)
+}
 
 #: coding name -> {value in that coding: model class}
 CODINGS: dict[str, dict[int, int]] = {
     "model": {0: 0, 1: 1, 2: 2, 3: 3},
     "iseg": {0: 0, 10: 1, 150: 2, 250: 3},
-    "nipreps": {0: 0, 1: 2, 2: 3, 3: 1},
+    "nipreps": {0: 0, **{t.nipreps_index: t.model_class for t in TISSUE_TABLE}},
 }
 
 #: BIDS ``dseg.tsv`` rows (index, name) for the NiPreps coding
-NIPREPS_DSEG_TSV = "index\tname\n1\tGM\n2\tWM\n3\tCSF\n"
+NIPREPS_DSEG_TSV = "index\tname\n" + "".join(f"{t.nipreps_index}\t{t.name}\n" for t in TISSUE_TABLE)
+#: The derivatives' ``dseg.tsv`` lookup table (index, name, abbreviation)
+DSEG_LOOKUP_TSV = "index\tname\tabbreviation\n" + "".join(
+    f"{t.nipreps_index}\t{t.long_name}\t{t.name}\n" for t in TISSUE_TABLE
+)
 
 
 def _check_coding(coding: str) -> dict[int, int]:

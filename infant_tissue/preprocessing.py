@@ -127,9 +127,15 @@ def mask_from_template(
     template_mask_file: str,
     out_file: str,
     resolution_mm: float = 2.0,
-) -> str:
+) -> list[str]:
     """Brain mask by registering an infant template (affine + SyN at reduced resolution) to the
-    subject's T1w, warping the template's brain mask, and refining it."""
+    subject's T1w, warping the template's brain mask, and refining it.
+
+    Returns the template -> subject transform files (warp, then affine; ANTs order), saved next
+    to ``out_file`` so later steps (the cerebellum removal) reuse this registration.
+    """
+    from .anat.cerebellum import _save_transforms
+
     ants = _ants()
     subject = ants.image_read(t1w_file)
     small = _coarse(ants, subject, resolution_mm)
@@ -154,19 +160,33 @@ def mask_from_template(
     if not mask.any():
         raise ValueError(f"{t1w_file}: the template brain mask did not land on the image")
     write_atomic(nib.Nifti1Image(mask.astype(np.uint8), img.affine), out_file)
-    return out_file
+    return _save_transforms(reg["fwdtransforms"], out_file + ".template_to_t1w_")
 
 
 def n4_correct(in_file: str, mask_file: str, out_file: str, shrink_factor: int = 4) -> str:
-    """N4 bias-field correction (ANTs) weighted by the brain mask."""
+    """N4 bias-field correction (ANTs): the field is fitted inside the brain mask, then the
+    *whole* image is divided by it.
+
+    ANTs' own output divides only inside the mask and leaves the rest raw, which breaks the
+    image at the mask edge (the brain came out ~8x brighter than the head next to it). Outside
+    the mask the fitted B-spline field is an extrapolation: it is clamped to the range it takes
+    inside, which keeps it continuous and bounded. Inside the mask the result equals ANTs'
+    corrected image exactly, so the skull-stripped segmentation input does not change.
+    """
     ants = _ants()
     image = ants.image_read(in_file)
     mask = ants.image_read(mask_file)
     lower = float(np.percentile(image.numpy(), 0.5))
     if lower < 0:  # N4 works in log space: keep intensities positive
         image = image - lower
-    corrected = ants.n4_bias_field_correction(image, mask=mask, shrink_factor=shrink_factor)
-    ants.image_write(corrected, out_file)
+    field = ants.n4_bias_field_correction(
+        image, mask=mask, shrink_factor=shrink_factor, return_bias_field=True
+    ).numpy()
+    inside = mask.numpy() > 0
+    if inside.any():
+        field = np.clip(field, field[inside].min(), field[inside].max())
+    corrected = image.numpy() / np.maximum(field, 1e-6)
+    ants.image_write(image.new_image_like(corrected.astype(np.float32)), out_file)
     return out_file
 
 

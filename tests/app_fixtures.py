@@ -12,8 +12,8 @@ import nibabel as nib
 import numpy as np
 
 from infant_tissue.bundle import default_metadata, save_bundle
-from infant_tissue.phantoms import make_iseg_subject, sample_subject
 from infant_tissue.nn import build_model
+from infant_tissue.phantoms import make_iseg_subject, sample_subject
 
 TINY = {"init_features": 8, "growth_rate": 4}
 SHAPE = (48, 56, 48)

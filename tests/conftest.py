@@ -35,6 +35,19 @@ def shared_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def standin_templateflow(tmp_path_factory) -> Path:
+    """A TemplateFlow home with phantom stand-ins of MNIInfant cohorts 3 and 4 (T1w, T2w, brain
+    and cerebellum + brain-stem masks), the size of the tests' phantoms."""
+    from app_fixtures import SHAPE
+
+    from infant_tissue.phantoms.templates import write_templateflow
+
+    home = tmp_path_factory.mktemp("templateflow")
+    write_templateflow(home, [3, 4], shape=SHAPE)
+    return home
+
+
+@pytest.fixture(scope="session")
 def app_run(tmp_path_factory):
     """One participant run over four subjects (two good, two broken), then the group level."""
     from app_fixtures import run_app, skull_stripped_dataset, tiny_bundle
@@ -59,6 +72,8 @@ def app_run(tmp_path_factory):
         str(tmp / "work"),
         "--device",
         "cpu",
+        # iSeg-style inputs: cerebellum and brain stem are already removed
+        "--keep-cerebellum",
     ]
     proc = run_app(*args)
     group = run_app(tmp / "bids", tmp / "out", "group", timeout=600)

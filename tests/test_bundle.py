@@ -8,7 +8,13 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from infant_tissue.bundle import BundleError, default_metadata, load_bundle, save_bundle
+from infant_tissue.bundle import (
+    BundleError,
+    default_metadata,
+    load_bundle,
+    read_bundle_metadata,
+    save_bundle,
+)
 from infant_tissue.nn import build_model, fuse_model
 
 SMALL = {"init_features": 8, "growth_rate": 4}
@@ -129,6 +135,21 @@ def test_bad_metadata_is_reported(tmp_path):
         load_bundle(tmp_path / "b")
     with pytest.raises(BundleError, match="not a weight bundle"):
         load_bundle(tmp_path / "nothing-here")
+
+
+def test_input_domain_defaults_to_cerebrum_and_is_validated(tmp_path):
+    bundle = save_bundle(tmp_path / "b", small_members(1), small_metadata())
+    assert bundle.input_domain == "cerebrum"
+    meta_path = tmp_path / "b" / "model.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["input_domain"]  # bundles written before the key: iSeg-trained
+    meta_path.write_text(json.dumps(meta))
+    assert load_bundle(tmp_path / "b").input_domain == "cerebrum"
+    meta_path.write_text(json.dumps({**meta, "input_domain": "whole-brain"}))
+    assert read_bundle_metadata(tmp_path / "b").input_domain == "whole-brain"
+    meta_path.write_text(json.dumps({**meta, "input_domain": "cerebellum"}))
+    with pytest.raises(BundleError, match="input_domain must be one of cerebrum, whole-brain"):
+        load_bundle(tmp_path / "b")
 
 
 def test_failed_save_leaves_nothing_behind(tmp_path):

@@ -8,6 +8,7 @@ running the image for real is ``containers/build-test.sh`` (root, buildah/podman
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import re
 import shlex
 import subprocess
@@ -111,7 +112,10 @@ def test_dockerfile_build_arguments():
     assert args["VERSION"] == (ROOT / "version").read_text().strip()
     assert re.fullmatch(r"[0-9a-f]{40}", args["MASNET_COMMIT"] or ""), "pinned full commit"
     assert args["MASNET_REPO"] == "https://github.com/RicardoZiTseng/3D-MASNet"
-    # one sha256 argument per ensemble member, empty by default (the build then refuses to go on)
+    # no build argument is needed: the files' git blob ids at the pinned commit are pinned in
+    # fetch_masnet.py; blob-id overrides and sha256 values are optional and empty by default
+    assert args["MASNET_COMMIT"] == _fetch_masnet().PINNED_COMMIT
+    assert args.get("MASNET_BLOB_IDS", "missing") == ""
     for i in range(10):
         assert args.get(f"MASNET_SHA256_{i}", "missing") == "", i
 
@@ -252,31 +256,80 @@ def _run_script(name: str, *args: str, env=None) -> subprocess.CompletedProcess:
     )
 
 
-def test_fetch_masnet_refuses_missing_checksums(tmp_path):
+def _fetch_masnet():
+    spec = importlib.util.spec_from_file_location("fetch_masnet", CONTAINERS / "fetch_masnet.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_git_blob_id_is_what_git_hash_object_prints(tmp_path):
+    path = tmp_path / "weights.h5"
+    path.write_bytes(bytes(range(256)) * 1000 + b"\0 end")
+    git = subprocess.run(
+        ["git", "hash-object", str(path)], capture_output=True, text=True, check=True
+    )
+    assert _fetch_masnet().git_blob_id(path) == git.stdout.strip()
+
+
+def test_every_default_file_has_a_pinned_blob_id():
+    module = _fetch_masnet()
+    assert module.PINNED_COMMIT == "0930fcff8c96e38616c19a880ba18d252958a967"
+    for name in module.DEFAULT_FILES:
+        assert re.fullmatch(r"[0-9a-f]{40}", module.PINNED_BLOB_IDS[name]), name
+    assert module.PINNED_BLOB_IDS["weights/ensemble/0.h5"] == (
+        "811344e7be1bbb5b96f7bd7d5e923788d9f57000"
+    )
+
+
+def test_fetch_masnet_refuses_a_file_whose_blob_id_differs(tmp_path):
+    folder = tmp_path / "weights" / "ensemble"
+    folder.mkdir(parents=True)
+    (folder / "0.h5").write_bytes(b"not the published file")
     env = {"PATH": str(Path(sys.executable).parent)}
     done = _run_script(
-        "fetch_masnet.py", "--source", "local", "--local", str(tmp_path), "--out",
-        str(tmp_path / "b"), env=env,
+        "fetch_masnet.py", "--source", "local", "--local", str(tmp_path), "--files",
+        "weights/ensemble/0.h5", "--out", str(tmp_path / "b"), env=env,
     )  # fmt: skip
-    assert done.returncode == 2
-    assert "MASNET_SHA256_0" in done.stderr and "MASNET_SHA256_9" in done.stderr
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    actual = _fetch_masnet().git_blob_id(folder / "0.h5")
+    assert "weights/ensemble/0.h5" in lines[0] and actual in lines[0]
+    assert "811344e7be1bbb5b96f7bd7d5e923788d9f57000" in lines[0]
+    assert not (tmp_path / "b").exists()
 
 
-def test_fetch_masnet_rejects_a_wrong_checksum(tmp_path):
+def test_fetch_masnet_checks_an_optional_sha256_too(tmp_path):
     (tmp_path / "w").mkdir()
-    (tmp_path / "w" / "0.h5").write_bytes(b"not the published file")
-    env = {"PATH": str(Path(sys.executable).parent), "MASNET_SHA256_0": "0" * 64}
+    (tmp_path / "w" / "0.h5").write_bytes(b"a fixture")
+    blob = _fetch_masnet().git_blob_id(tmp_path / "w" / "0.h5")
+    env = {
+        "PATH": str(Path(sys.executable).parent),
+        "MASNET_BLOB_IDS": blob,
+        "MASNET_SHA256_0": "0" * 64,
+    }
     done = _run_script(
         "fetch_masnet.py", "--source", "local", "--local", str(tmp_path), "--files", "w/0.h5",
         "--out", str(tmp_path / "b"), env=env,
     )  # fmt: skip
     assert done.returncode == 1
     assert "sha256" in done.stderr and "MASNET_SHA256_0" in done.stderr
-    assert not (tmp_path / "b").exists()
+
+
+def test_fetch_masnet_needs_ids_for_files_the_pin_does_not_cover(tmp_path):
+    (tmp_path / "w").mkdir()
+    (tmp_path / "w" / "0.h5").write_bytes(b"a fixture")
+    env = {"PATH": str(Path(sys.executable).parent)}
+    done = _run_script(
+        "fetch_masnet.py", "--source", "local", "--local", str(tmp_path), "--files", "w/0.h5",
+        "--out", str(tmp_path / "b"), env=env,
+    )  # fmt: skip
+    assert done.returncode == 1 and "MASNET_BLOB_IDS" in done.stderr
 
 
 def test_fetch_masnet_url_source_needs_a_pinned_commit(tmp_path):
-    env = {"PATH": str(Path(sys.executable).parent), "MASNET_SHA256_0": "0" * 64}
+    env = {"PATH": str(Path(sys.executable).parent)}
     done = _run_script(
         "fetch_masnet.py", "--source", "url", "--commit", "master", "--files", "w/0.h5",
         "--out", str(tmp_path / "b"), env=env,

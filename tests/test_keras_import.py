@@ -150,6 +150,8 @@ def test_bundle_from_several_files(tmp_path):
     sources = bundle.metadata["provenance"]["source_files"]
     assert [s["path"] for s in sources] == ["deploy-0.h5", "deploy-1.h5"]
     assert all(len(s["sha256"]) == 64 for s in sources)
+    # every reference-implementation file was trained on iSeg images (no cerebellum/brain stem)
+    assert bundle.metadata["input_domain"] == "cerebrum" and bundle.input_domain == "cerebrum"
     reloaded = load_bundle(tmp_path / "bundle")
     model, _, _ = import_keras_model(paths[1])
     x = torch.randn(1, 2, 16, 16, 16)

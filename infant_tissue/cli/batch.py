@@ -196,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--vote", choices=("hard", "soft"))
     a.add_argument("--device")
     a.add_argument("--skull-stripped", action="store_true")
+    a.add_argument("--keep-cerebellum", action="store_true")
     a.add_argument("--age-months", type=float, metavar="MONTHS")
     a.add_argument(
         "--omp-nthreads",
@@ -237,7 +238,7 @@ def _app_flags(args: argparse.Namespace) -> tuple[str, ...]:
         value = getattr(args, option)
         if value is not None:
             flags += ["--" + option.replace("_", "-"), str(value)]
-    for option in ("skull_stripped", "clean_workdir", "skip_bids_validation"):
+    for option in ("skull_stripped", "keep_cerebellum", "clean_workdir", "skip_bids_validation"):
         if getattr(args, option):
             flags.append("--" + option.replace("_", "-"))
     return tuple(flags)

@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+from ..bids import mniinfant_cohort
 from ..phantoms import (
     DEFAULT_SHAPE,
     MIN_SIDE,
@@ -26,6 +27,7 @@ from ..phantoms import (
     write_bids_dataset,
     write_iseg_dataset,
 )
+from ..phantoms.templates import write_templateflow
 from .common import parse_args
 
 logger = logging.getLogger("infant_tissue.cli.make_phantoms")
@@ -70,6 +72,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="BIDS form: zero everything outside the brain (for --skull-stripped runs)",
     )
+    parser.add_argument(
+        "--templateflow",
+        type=Path,
+        metavar="DIR",
+        help="also write phantom stand-ins of the TemplateFlow MNIInfant cohorts the subjects' "
+        "ages need (T1w, T2w, brain and cerebellum + brain-stem masks) into DIR, for runs with "
+        "TEMPLATEFLOW_HOME=DIR (tests, demo; real data need the real templates)",
+    )
     parser.add_argument("--overwrite", action="store_true", help="write into a non-empty OUT")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
     return parser
@@ -107,6 +117,12 @@ def main(argv: list[str] | None = None) -> int:
             root = out if args.form == "iseg" else out / "iseg"
             write_iseg_dataset(root, subjects, nifti=args.iseg_nifti)
             targets.append(f"iSeg layout:  {root}")
+        if args.templateflow is not None:
+            cohorts = sorted({mniinfant_cohort(s.age_months) for s in subjects})
+            write_templateflow(args.templateflow, cohorts, seed=args.seed + 77, shape=args.shape)
+            targets.append(
+                f"TemplateFlow: {args.templateflow} (phantom MNIInfant cohorts {cohorts})"
+            )
     except (ValueError, OSError) as exc:
         logger.error("%s", exc)
         return EXIT_FAILURE

@@ -83,6 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="derivatives with precomputed NiBabies-style desc-brain_mask files",
     )
+    g.add_argument(
+        "--keep-cerebellum",
+        action="store_true",
+        help="do not remove cerebellum and brain stem before segmenting. Models trained on iSeg "
+        "data (input domain 'cerebrum', e.g. the published 3D-MASNet) never saw them: use it only "
+        "for inputs whose cerebellum and brain stem are already removed",
+    )
     m = p.add_argument_group("model and inference")
     m.add_argument("--models", type=Path, metavar="DIR", help="weight bundle (default: packaged)")
     m.add_argument(
@@ -307,10 +314,16 @@ def run_participant_level(args) -> int:
     try:
         from ..bundle import load_bundle
 
-        load_bundle(bundle)
+        input_domain = load_bundle(bundle).input_domain
     except ValueError as exc:
         _error(str(exc))
         return EXIT_FAILED
+    if args.keep_cerebellum and input_domain == "cerebrum":
+        LOGGER.warning(
+            "--keep-cerebellum: cerebellum and brain stem are not removed, but the model was "
+            "trained without them (input domain 'cerebrum'): any there get cerebral tissue labels "
+            "outside its training domain"
+        )
     nprocs = max(1, args.nprocs)
     omp = args.omp_nthreads or min(8, nprocs)
     config = RunConfig(
@@ -327,6 +340,8 @@ def run_participant_level(args) -> int:
         skull_stripped=args.skull_stripped,
         derivatives=args.derivatives.resolve() if args.derivatives else None,
         age_months=args.age_months,
+        input_domain=input_domain,
+        keep_cerebellum=args.keep_cerebellum,
     )
     try:
         filters = load_bids_filters(args.bids_filter_file) if args.bids_filter_file else None
@@ -431,6 +446,7 @@ def run_session(config, unit, args) -> bool:
         record.template = (
             mask_inputs.get("cohort", "") and f"MNIInfant cohort {mask_inputs['cohort']}"
         )
+        record.removal = _removal_description(config, unit, record.mask_method)
         wf = init_session_wf(config, unit)
         wf.base_dir = str(config.work_dir)
         plugin, plugin_args = _plugin(args, config)
@@ -456,11 +472,45 @@ def run_session(config, unit, args) -> bool:
         return False
     record.status, record.finished = "ok", time.time()
     record.warnings += _segmentation_warnings(Path(config.work_dir) / wf.name)
+    record.warnings += _removal_warnings(config, unit)
     LOGGER.info("%s: done in %.0f s", unit.label, time.time() - started)
     _session_report(config, unit, record, args)
     if args.clean_workdir:
         shutil.rmtree(Path(config.work_dir) / wf.name, ignore_errors=True)
     return True
+
+
+def _removal_description(config, unit, mask_method: str) -> str:
+    """How the session's cerebellum + brain stem are handled, for the report."""
+    from ..bids import mniinfant_cohort
+
+    if config.remove_cerebellum:
+        how = (
+            "brain extraction's template registration"
+            if mask_method == "template"
+            else "registration of the template T2w (affine + SyN)"
+        )
+        return f"removed: MNIInfant cohort {mniinfant_cohort(unit.age_months)} mask, {how}"
+    if config.input_domain == "cerebrum":
+        return "kept (--keep-cerebellum): the model was trained without them"
+    return "kept: the model was trained on whole brains"
+
+
+def _removal_warnings(config, unit) -> list[str]:
+    """The removal's plausibility problems (recorded in the removed region's sidecar)."""
+    from ..templates import REMOVAL_DESC
+
+    if not config.remove_cerebellum:
+        return []
+    folder = config.output_dir / f"sub-{unit.subject}"
+    if unit.session:
+        folder = folder / f"ses-{unit.session}"
+    found = sorted((folder / "anat").glob(f"{unit.prefix}_*desc-{REMOVAL_DESC}_mask.json"))
+    try:
+        problems = json.loads(found[0].read_text()).get("Problems", []) if found else []
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [f"cerebellum + brain-stem removal looks implausible: {p}" for p in problems]
 
 
 def _segmentation_warnings(session_work_dir: Path) -> list[str]:

@@ -9,6 +9,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from ..bundle import DEFAULT_INPUT_DOMAIN, INPUT_DOMAINS
 from .common import parse_args
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOINPUT = 0, 1, 64, 66
@@ -86,6 +87,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="RUN",
         help="fine-tune: start from a finished run's weights (same architecture)",
     )
+    p.add_argument(
+        "--input-domain",
+        choices=INPUT_DOMAINS,
+        default=DEFAULT_INPUT_DOMAIN,
+        help="what the training images hold: 'cerebrum' (cerebellum and brain stem removed, as "
+        "iSeg; the BIDS-App then removes them before segmenting) or 'whole-brain' "
+        f"(default: {DEFAULT_INPUT_DOMAIN})",
+    )
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
     p.add_argument("-v", "--verbose", action="count", default=0)
     return p
@@ -160,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         "labels": str(Path(args.derivatives).resolve()) if args.derivatives else "iSeg layout",
         "training_subjects": train_names,
         "validation_subjects": val_names,
+        "input_domain": args.input_domain,
     }
     try:
         result = train(

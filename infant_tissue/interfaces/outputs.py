@@ -19,6 +19,7 @@ from ..derivatives import (
     VOLUME_COLUMNS,
     bids_relative,
     derivative_path,
+    removed_region_row,
     tissue_volumes,
     volumes_tsv,
     write_derivative,
@@ -43,6 +44,7 @@ class _SinkInputSpec(BaseInterfaceInputSpec):
     dtype = traits.Enum("float32", "uint8", "int16", usedefault=True, desc="stored data type")
     sidecar = traits.Dict(desc="JSON sidecar content")
     segmentation_info = File(exists=True, desc="segmentation record to cite in the sidecar")
+    extra_sidecar = File(exists=True, desc="JSON object merged into the sidecar")
 
 
 class _SinkOutputSpec(TraitedSpec):
@@ -82,6 +84,9 @@ class DerivativesSink(SimpleInterface):
         sidecar.setdefault("SpatialReference", "bids:raw:" + bids_relative(inputs.source_file))
         if isdefined(inputs.segmentation_info):
             sidecar.update(segmentation_sidecar(inputs.segmentation_info))
+        if isdefined(inputs.extra_sidecar):
+            with open(inputs.extra_sidecar) as fh:
+                sidecar.update(json.load(fh))
         write_derivative(out, path, sidecar)
         self._results["out_file"] = str(path)
         return runtime
@@ -114,6 +119,7 @@ class _VolumesInputSpec(BaseInterfaceInputSpec):
         None, traits.Float, default=None, usedefault=True, desc="age at scan in months"
     )
     age_source = traits.Str("", usedefault=True, desc="where the age was read")
+    removed_mask = File(exists=True, desc="stored cerebellum + brain-stem mask (native grid)")
 
 
 class _VolumesOutputSpec(TraitedSpec):
@@ -131,6 +137,9 @@ class TissueVolumesTable(SimpleInterface):
         dseg = nib.load(inputs.dseg)
         probs = np.moveaxis(np.asanyarray(nib.load(inputs.probabilities).dataobj), -1, 0)
         rows = tissue_volumes(np.asanyarray(dseg.dataobj), probs, dseg.affine)
+        if isdefined(inputs.removed_mask):
+            removed = np.asanyarray(nib.load(inputs.removed_mask).dataobj) > 0
+            rows.append(removed_region_row(removed, dseg.affine))
         info = json.loads(open(inputs.segmentation_info).read())
         path = derivative_path(
             inputs.output_dir, inputs.source_file, "volumes", extension=".tsv", desc="tissue"

@@ -7,6 +7,7 @@ import os
 from nipype.interfaces.base import (
     BaseInterfaceInputSpec,
     File,
+    OutputMultiObject,
     SimpleInterface,
     TraitedSpec,
     traits,
@@ -88,6 +89,9 @@ class _MaskInputSpec(BaseInterfaceInputSpec):
 
 class _MaskOutputSpec(TraitedSpec):
     out_mask = File(exists=True, desc="binary brain mask on the T1w grid")
+    template_transforms = OutputMultiObject(
+        File(exists=True), desc="template -> T1w transforms (method 'template'; ANTs order)"
+    )
 
 
 class BrainMask(SimpleInterface):
@@ -103,7 +107,7 @@ class BrainMask(SimpleInterface):
         if method == "skull-stripped":
             pp.mask_from_skull_stripped(self.inputs.t1w, out)
         elif method == "template":
-            pp.mask_from_template(
+            self._results["template_transforms"] = pp.mask_from_template(
                 self.inputs.t1w, self.inputs.template, self.inputs.template_mask, out
             )
         else:
@@ -114,7 +118,7 @@ class BrainMask(SimpleInterface):
 
 class _N4InputSpec(BaseInterfaceInputSpec):
     in_file = File(exists=True, mandatory=True, desc="image to correct")
-    mask = File(exists=True, mandatory=True, desc="brain mask weighting the bias estimate")
+    mask = File(exists=True, mandatory=True, desc="brain mask: the region the field is fitted in")
     num_threads = traits.Int(1, usedefault=True, desc="ITK threads")
 
 
@@ -123,7 +127,7 @@ class _N4OutputSpec(TraitedSpec):
 
 
 class N4BiasCorrection(SimpleInterface):
-    """N4 bias-field correction inside the brain mask (antspyx)."""
+    """N4 bias field fitted in the brain mask, the whole image divided by it (antspyx)."""
 
     input_spec = _N4InputSpec
     output_spec = _N4OutputSpec
@@ -139,7 +143,11 @@ class N4BiasCorrection(SimpleInterface):
 class _ResampleInputSpec(BaseInterfaceInputSpec):
     t1w = File(exists=True, mandatory=True, desc="bias-corrected T1w")
     t2w = File(exists=True, mandatory=True, desc="bias-corrected T2w in T1w space")
-    mask = File(exists=True, mandatory=True, desc="brain mask in T1w space")
+    mask = File(
+        exists=True,
+        mandatory=True,
+        desc="mask of what the model sees (brain or cerebrum), T1w space",
+    )
     voxel_mm = traits.Float(1.0, usedefault=True, desc="isotropic voxel size of the model grid")
     margin_mm = traits.Float(8.0, usedefault=True, desc="margin around the brain's bounding box")
 

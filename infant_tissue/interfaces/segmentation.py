@@ -97,14 +97,21 @@ def run_segmentation(
 
 
 def to_native_grid(
-    prob_file: str, labels_file: str, reference_file: str, out_prob: str, out_labels: str
+    prob_file: str,
+    labels_file: str,
+    reference_file: str,
+    out_prob: str,
+    out_labels: str,
+    mask_file: str | None = None,
 ) -> None:
     """Bring model-grid results back to the T1w's own grid and affine.
 
     Probabilities are resampled linearly (never the labels with nearest neighbour); the label of
     a native voxel is the vote's label where the vote and the resampled probabilities agree on
     the grid, i.e. the argmax of the resampled hard-vote one-hot maps, with ties to the lowest
-    label as the vote itself.
+    label as the vote itself. With ``mask_file`` (what the model segmented, on the T1w grid in
+    any voxel order) every voxel outside it is background, so no tissue leaks across its edge
+    (into a removed cerebellum) through the linear resampling.
     """
     ref = nib.load(reference_file)
     target = (ref.shape[:3], ref.affine)
@@ -133,6 +140,11 @@ def to_native_grid(
     )
     native = np.argmax(onehot, axis=0).astype(np.uint8)
     native[onehot.max(0) <= 0] = 0
+    if mask_file is not None:
+        outside = np.asanyarray(resample_from_to(nib.load(mask_file), target, order=0).dataobj) == 0
+        native[outside] = 0
+        probs[:, outside] = 0
+        probs[0, outside] = 1
     write_atomic(nib.Nifti1Image(np.moveaxis(probs, 0, -1), ref.affine), out_prob)
     write_atomic(nib.Nifti1Image(native, ref.affine), out_labels)
 
@@ -185,6 +197,7 @@ class _NativeInputSpec(BaseInterfaceInputSpec):
     probabilities = File(exists=True, mandatory=True, desc="model-grid probabilities")
     labels = File(exists=True, mandatory=True, desc="model-grid voted labels")
     reference = File(exists=True, mandatory=True, desc="the original T1w (native grid)")
+    mask = File(exists=True, desc="what the model segmented, on the T1w grid (background outside)")
 
 
 class _NativeOutputSpec(TraitedSpec):
@@ -202,7 +215,12 @@ class ToNativeGrid(SimpleInterface):
         prob = os.path.join(runtime.cwd, "probabilities_native.nii.gz")
         labels = os.path.join(runtime.cwd, "labels_native.nii.gz")
         to_native_grid(
-            self.inputs.probabilities, self.inputs.labels, self.inputs.reference, prob, labels
+            self.inputs.probabilities,
+            self.inputs.labels,
+            self.inputs.reference,
+            prob,
+            labels,
+            mask_file=self.inputs.mask if isdefined(self.inputs.mask) else None,
         )
         self._results.update(probabilities=prob, labels=labels)
         return runtime

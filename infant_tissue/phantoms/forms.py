@@ -9,7 +9,14 @@ import nibabel as nib
 import numpy as np
 
 from .anatomy import PhantomSubject
-from .render import render_classes, render_image, tissue_labels, to_int16
+from .render import (
+    brain_mask,
+    hindbrain_mask,
+    render_classes,
+    render_image,
+    tissue_labels,
+    to_int16,
+)
 
 
 @dataclass(frozen=True)
@@ -20,6 +27,7 @@ class IsegVolumes:
     t2: np.ndarray  # int16, 0 outside the brain
     labels: np.ndarray  # uint8, model coding
     affine: np.ndarray  # nibabel's Analyze default for the grid (LAS, centred)
+    hindbrain: np.ndarray  # bool: cerebellum + brain stem (zero in t1/t2 unless kept)
 
 
 @dataclass(frozen=True)
@@ -30,7 +38,8 @@ class BidsVolumes:
     t1w_affine: np.ndarray
     t2w: np.ndarray  # int16, on its own grid
     t2w_affine: np.ndarray
-    dseg: np.ndarray  # uint8, model coding, on the T1w grid
+    dseg: np.ndarray  # uint8, model coding, on the T1w grid (cerebrum only)
+    hindbrain: np.ndarray  # bool, cerebellum + brain stem + fourth ventricle, T1w grid
     t2w_to_t1w: np.ndarray  # 4x4: T2w scanner mm -> T1w scanner mm of the same point
     orientation: str
 
@@ -47,19 +56,25 @@ def iseg_affine(shape: Sequence[int]) -> np.ndarray:
     return header.get_best_affine()
 
 
-def make_iseg_subject(subject: PhantomSubject) -> IsegVolumes:
-    """Render the preprocessed iSeg form (skull-stripped T1/T2 and labels on one 1 mm grid)."""
+def make_iseg_subject(subject: PhantomSubject, keep_hindbrain: bool = False) -> IsegVolumes:
+    """Render the preprocessed iSeg form (skull-stripped T1/T2 and labels on one 1 mm grid).
+
+    As the iSeg organisers did, cerebellum and brain stem are removed (zero in both images and
+    background in the labels); ``keep_hindbrain=True`` keeps them in the images (a skull-stripped
+    whole brain, labels unchanged), which is what ``--skull-stripped`` users usually have.
+    """
     affine = iseg_affine(subject.shape)
     classes = render_classes(subject.anatomy, subject.shape, affine)
     labels = tissue_labels(classes)
+    hindbrain = hindbrain_mask(classes)
     rng = subject.rng("iseg")
-    brain = labels > 0
+    brain = brain_mask(classes) if keep_hindbrain else labels > 0
     images = []
     for modality in ("T1w", "T2w"):
         image = to_int16(render_image(classes, subject.contrast, modality, (1.0, 1.0, 1.0), rng))
         image[~brain] = 0
         images.append(image)
-    return IsegVolumes(images[0], images[1], labels, affine)
+    return IsegVolumes(images[0], images[1], labels, affine, hindbrain)
 
 
 def _grid(
@@ -111,12 +126,14 @@ def make_bids_subject(subject: PhantomSubject, skull_stripped: bool = False) -> 
         render_image(classes1, subject.contrast, "T1w", acq.t1w_voxel, subject.rng("t1w"))
     )
     dseg = tissue_labels(classes1)
+    hindbrain = hindbrain_mask(classes1)
+    brain1 = brain_mask(classes1)
     del classes1
     classes2 = render_classes(anatomy, shape2, t2w_to_t1w @ affine2)
     t2w = to_int16(
         render_image(classes2, subject.contrast, "T2w", acq.t2w_voxel, subject.rng("t2w"))
     )
     if skull_stripped:
-        t1w = np.where(dseg > 0, t1w, 0).astype(t1w.dtype)
-        t2w = np.where(tissue_labels(classes2) > 0, t2w, 0).astype(t2w.dtype)
-    return BidsVolumes(t1w, affine1, t2w, affine2, dseg, t2w_to_t1w, acq.orientation)
+        t1w = np.where(brain1, t1w, 0).astype(t1w.dtype)
+        t2w = np.where(brain_mask(classes2), t2w, 0).astype(t2w.dtype)
+    return BidsVolumes(t1w, affine1, t2w, affine2, dseg, hindbrain, t2w_to_t1w, acq.orientation)

@@ -63,6 +63,7 @@ def methods_text(
     inference_mode: str,
     mask_method: str,
     template: str = "",
+    removal: str = "",
 ) -> tuple[str, list[str]]:
     """The methods paragraph and the full references it cites, in citation order."""
     cited: list[str] = []
@@ -91,6 +92,14 @@ def methods_text(
         parts.append("A precomputed brain mask (from a previous NiBabies run) was used. ")
     else:
         parts.append("The inputs were already brain-extracted; the brain mask is their support. ")
+    if removal.startswith("removed"):
+        parts.append(
+            "As in the iSeg data the network was trained on, the cerebellum and the brain stem "
+            "were removed before segmentation: a cerebellum and brain-stem mask of the "
+            f"age-matched infant template ({cite('mniinfant')}; {cite('templateflow')}) was "
+            f"warped to the subject (ANTs; {cite('ants')}) and excluded from the brain mask; "
+            "tissue labels and volumes therefore refer to the cerebrum. "
+        )
     n = f"{members} " if members else ""
     parts.append(
         "Images were resampled to 1 mm isotropic voxels, z-scored within the brain, and "
@@ -118,4 +127,5 @@ def methods_from_info(info: Mapping[str, Any], record: Any | None) -> tuple[str,
         inference_mode=str(info.get("InferenceMode", "faithful")),
         mask_method=getattr(record, "mask_method", "") or "",
         template=getattr(record, "template", "") or "",
+        removal=getattr(record, "removal", "") or "",
     )

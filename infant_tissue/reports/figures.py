@@ -135,15 +135,17 @@ def _anat_in_three_orientations(
     out_file: str | Path,
     title: str,
     overlay: Callable[[Any], None],
+    cuts_mask: Image | None = None,
 ) -> Path:
-    """Seven slices per orientation of ``anat_file``, each row's display passed to ``overlay``."""
+    """Seven slices per orientation of ``anat_file``, each row's display passed to ``overlay``;
+    slices spread over ``cuts_mask`` (default: the brain mask)."""
     fig, axes = _rows_figure(3)
     vmin, vmax = brain_window(anat_file, mask_file)
     for ax, (name, (mode, axis)) in zip(axes, ORIENTATIONS.items(), strict=True):
         display = plotting.plot_anat(
             as_image(anat_file),
             display_mode=mode,
-            cut_coords=brain_cuts(mask_file, axis, 7),
+            cut_coords=brain_cuts(cuts_mask if cuts_mask is not None else mask_file, axis, 7),
             axes=ax,
             figure=fig,
             draw_cross=False,
@@ -181,6 +183,21 @@ def plot_mask_contours(
         out_file,
         f"brain mask on {label}",
         lambda d: d.add_contours(as_image(mask_file), levels=[0.5], colors="r", linewidths=1.2),
+    )
+
+
+def plot_removed_region(
+    t1w_file: Image, mask_file: Image, removed_file: Image, out_file: str | Path
+) -> Path:
+    """The removed cerebellum + brain-stem region's outline (blue) with the brain mask's (red)
+    on the T1w, in three orientations, slices spread over the removed region."""
+
+    def overlay(display) -> None:
+        display.add_contours(as_image(mask_file), levels=[0.5], colors="r", linewidths=0.8)
+        display.add_contours(as_image(removed_file), levels=[0.5], colors="b", linewidths=1.4)
+
+    return _anat_in_three_orientations(
+        t1w_file, mask_file, out_file, "removed region on T1w", overlay, cuts_mask=removed_file
     )
 
 

@@ -67,6 +67,7 @@ class RunRecord:
     age_source: str = ""
     mask_method: str = ""
     template: str = ""
+    removal: str = ""  # how cerebellum + brain stem were removed, or why they were kept
     warnings: list[str] = field(default_factory=list)
     error: str = ""
     nodes: dict[str, dict[str, Any]] = field(default_factory=dict)

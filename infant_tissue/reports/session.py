@@ -33,6 +33,7 @@ DERIVATIVES = {
     "prob_CSF": "_space-T1w_label-CSF_probseg.nii.gz",
     "prob_GM": "_space-T1w_label-GM_probseg.nii.gz",
     "prob_WM": "_space-T1w_label-WM_probseg.nii.gz",
+    "removed": "_space-T1w_desc-cerebellumbrainstem_mask.nii.gz",
 }
 
 
@@ -144,6 +145,19 @@ def _figure_plan(
             key,
             "mask",
         )
+    add(
+        "removed-region",
+        "Cerebellum and brain stem removed",
+        "Outline of the region removed before segmentation (blue) over the T1w: the age-matched "
+        "template's cerebellum + brain-stem mask warped to this brain. It should hold the "
+        "cerebellum and the brain stem and stop at the tentorium, taking no occipital or "
+        "temporal cortex.",
+        "desc-cerebellumbrainstem_mask",
+        lambda p: figures.plot_removed_region(shown["t1w"], shown["mask"], shown["removed"], p),
+        "t1w",
+        "mask",
+        "removed",
+    )
     for orientation in ("axial", "coronal", "sagittal"):
         add(
             f"tissues-{orientation}",

@@ -11,6 +11,7 @@ import torch
 from safetensors.torch import load_file
 
 from ..bundle import (
+    DEFAULT_INPUT_DOMAIN,
     Bundle,
     BundleError,
     default_metadata,
@@ -57,7 +58,7 @@ def fuse_runs(
     """
     if not runs:
         raise ValueError("give at least one training run")
-    members, sources, arch, config = [], [], None, None
+    members, sources, arch, config, domains = [], [], None, None, set()
     max_error = 0.0
     for run in runs:
         model, info = load_run(run)
@@ -65,6 +66,7 @@ def fuse_runs(
             raise BundleError(f"{run}: architecture differs from the first run's")
         arch = info["architecture"]
         config = info.get("config", {})
+        domains.add(info.get("input_domain", DEFAULT_INPUT_DOMAIN))
         fused = fuse_model(model)
         size = config.get("patch_size", 32)
         channels = info["architecture"]["kwargs"].get("in_channels", 2)
@@ -83,6 +85,8 @@ def fuse_runs(
                 "software": info.get("software"),
             }
         )
+    if len(domains) > 1:
+        raise BundleError(f"the runs were trained on different input domains: {sorted(domains)}")
     fused_flag = arch["name"] == "dunet-mixacb"  # baselines have nothing to fuse
     size = config.get("patch_size", 32)
     metadata = default_metadata(
@@ -91,6 +95,7 @@ def fuse_runs(
         patch_size=[size] * 3,
         description=description,
         licence=licence,
+        input_domain=domains.pop(),
         provenance={"runs": sources, "training_config": config, "fusion_max_abs_error": max_error},
     )
     return save_bundle(out, members, metadata, dtype=dtype, overwrite=overwrite)

@@ -9,7 +9,7 @@ from nipype.pipeline import engine as pe
 
 from ..bids import SessionInputs, find_precomputed_mask, mniinfant_cohort
 from ..config import RunConfig
-from ..templates import infant_template
+from ..templates import infant_template, removal_template
 from .outputs import init_outputs_wf
 from .preproc import init_preproc_wf
 from .segmentation import init_segmentation_wf
@@ -49,6 +49,24 @@ def mask_method(config: RunConfig, unit: SessionInputs) -> tuple[str, dict]:
     }
 
 
+def removal_inputs(config: RunConfig, unit: SessionInputs) -> dict:
+    """Template files the cerebellum + brain-stem removal needs ({} when nothing is removed).
+
+    Raises :class:`~infant_tissue.templates.TemplateNotFoundError` (one line naming the file)
+    when the age-matched cohort lacks one of them.
+    """
+    if not config.remove_cerebellum:
+        return {}
+    cohort = mniinfant_cohort(unit.age_months)
+    template_t2w, template_mask, template_region = removal_template(cohort)
+    return {
+        "template_t2w": str(template_t2w),
+        "template_mask": str(template_mask),
+        "template_region": str(template_region),
+        "cohort": cohort,
+    }
+
+
 def init_session_wf(config: RunConfig, unit: SessionInputs, name: str | None = None):
     """Preprocessing, segmentation and outputs of one session.
 
@@ -71,18 +89,21 @@ def init_session_wf(config: RunConfig, unit: SessionInputs, name: str | None = N
     if unit.t1w is None or unit.t2w is None:
         raise ValueError(f"{unit.label}: cannot build a workflow without both T1w and T2w")
     method, mask_inputs = mask_method(config, unit)
+    template_inputs = {**removal_inputs(config, unit), **mask_inputs}
     wf = pe.Workflow(name=name or workflow_name(unit))
-    inputnode = pe.Node(
-        niu.IdentityInterface(["t1w", "t2w", "template", "template_mask", "mask_file"]),
-        name="inputnode",
-    )
+    template_keys = ["template", "template_mask", "template_t2w", "template_region", "mask_file"]
+    inputnode = pe.Node(niu.IdentityInterface(["t1w", "t2w", *template_keys]), name="inputnode")
     inputnode.inputs.t1w = str(unit.t1w)
     inputnode.inputs.t2w = str(unit.t2w)
-    for key in ("template", "template_mask", "mask_file"):
-        if key in mask_inputs:
-            setattr(inputnode.inputs, key, mask_inputs[key])
+    for key in template_keys:
+        if key in template_inputs:
+            setattr(inputnode.inputs, key, template_inputs[key])
     outputnode = pe.Node(niu.IdentityInterface(["dseg", "volumes"]), name="outputnode")
-    preproc_wf = init_preproc_wf(mask_method=method, omp_nthreads=config.omp_nthreads)
+    preproc_wf = init_preproc_wf(
+        mask_method=method,
+        remove_cerebellum=config.remove_cerebellum,
+        omp_nthreads=config.omp_nthreads,
+    )
     segmentation_wf = init_segmentation_wf(
         bundle=str(config.bundle),
         mode=config.inference_mode,
@@ -100,15 +121,19 @@ def init_session_wf(config: RunConfig, unit: SessionInputs, name: str | None = N
         session=unit.session,
         age_months=unit.age_months,
         age_source=unit.age_source,
+        removal=config.remove_cerebellum,
     )
     wf.connect([
         (inputnode, preproc_wf, [("t1w", "inputnode.t1w"), ("t2w", "inputnode.t2w"),
                                  ("template", "inputnode.template"),
                                  ("template_mask", "inputnode.template_mask"),
+                                 ("template_t2w", "inputnode.template_t2w"),
+                                 ("template_region", "inputnode.template_region"),
                                  ("mask_file", "inputnode.mask_file")]),
         (preproc_wf, segmentation_wf, [("outputnode.t1w_model", "inputnode.t1w_model"),
                                        ("outputnode.t2w_model", "inputnode.t2w_model"),
-                                       ("outputnode.mask_model", "inputnode.mask_model")]),
+                                       ("outputnode.mask_model", "inputnode.mask_model"),
+                                       ("outputnode.cerebrum_mask", "inputnode.native_mask")]),
         (preproc_wf, outputs_wf, [("outputnode.t1w_preproc", "inputnode.t1w_preproc"),
                                   ("outputnode.t2w_preproc", "inputnode.t2w_preproc"),
                                   ("outputnode.brain_mask", "inputnode.brain_mask")]),
@@ -118,4 +143,8 @@ def init_session_wf(config: RunConfig, unit: SessionInputs, name: str | None = N
         (outputs_wf, outputnode, [("outputnode.dseg", "dseg"),
                                   ("outputnode.volumes", "volumes")]),
     ])  # fmt: skip
+    if config.remove_cerebellum:
+        wf.connect([(preproc_wf, outputs_wf, [
+            ("outputnode.removed_mask", "inputnode.removed_mask"),
+            ("outputnode.removal_report", "inputnode.removal_report")])])  # fmt: skip
     return wf

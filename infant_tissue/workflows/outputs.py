@@ -7,9 +7,22 @@ from nipype.pipeline import engine as pe
 
 from ..derivatives import bids_relative
 from ..interfaces.outputs import DerivativesSink, TissueVolumesTable
+from ..templates import REMOVAL_DESC
 
 #: probseg volume of each tissue in the model's probability maps (bg, CSF, GM, WM)
 PROBSEG_COMPONENTS = {"GM": 2, "WM": 3, "CSF": 1}
+#: ``desc`` of the removed region's mask (the same as the template's, see templates.py)
+REMOVED_DESC = REMOVAL_DESC
+REMOVED_DESCRIPTION = (
+    "Cerebellum, brain stem and fourth ventricle removed before tissue segmentation (the "
+    "published 3D-MASNet was trained on iSeg images without them): the age-matched "
+    "MNIInfant cohort's cerebellum + brain-stem mask warped to the T1w (ANTs), within the brain "
+    "mask"
+)
+REMOVED_NOTE = (
+    "; cerebrum only: cerebellum and brain stem were removed before segmentation "
+    f"(desc-{REMOVAL_DESC}_mask)"
+)
 
 
 def init_outputs_wf(
@@ -21,6 +34,7 @@ def init_outputs_wf(
     session: str | None,
     age_months: float | None,
     age_source: str,
+    removal: bool = False,
     name: str = "outputs_wf",
 ):
     """Write a session's derivatives on the T1w's native grid.
@@ -33,6 +47,10 @@ def init_outputs_wf(
         The BIDS inputs (entities of every output come from the T1w).
     subject, session, age_months, age_source
         Recorded in the volume table's sidecar.
+    removal
+        Cerebellum and brain stem were removed: store their mask (``space-T1w_desc-
+        cerebellumbrainstem_mask``) and add its volume to the table; dseg, probsegs and the tissue
+        rows describe the cerebrum.
 
     Inputs
     ------
@@ -42,6 +60,8 @@ def init_outputs_wf(
         Native-grid segmentation (model order).
     segmentation_info
         JSON record of the segmentation.
+    removed_mask, removal_report
+        The removed region (RAS+ on the T1w grid) and the removal's JSON record (``removal``).
 
     Outputs
     -------
@@ -58,6 +78,8 @@ def init_outputs_wf(
                 "probabilities",
                 "labels",
                 "segmentation_info",
+                "removed_mask",
+                "removal_report",
             ]
         ),
         name="inputnode",
@@ -117,7 +139,8 @@ def init_outputs_wf(
             dtype="uint8",
             sidecar={
                 "Sources": [t1w_raw, t2w_raw],
-                "Description": "Tissue labels 1 GM, 2 WM, 3 CSF (dseg.tsv)",
+                "Description": "Tissue labels 1 GM, 2 WM, 3 CSF (dseg.tsv)"
+                + (REMOVED_NOTE if removal else ""),
             },
             **common,
         ),
@@ -150,10 +173,37 @@ def init_outputs_wf(
         ),
         name="ds_volumes",
     )
+    if removal:
+        ds_removed = pe.Node(
+            DerivativesSink(
+                suffix="mask",
+                desc=REMOVED_DESC,
+                space="T1w",
+                from_canonical=True,
+                dtype="uint8",
+                sidecar={
+                    "Type": "ROI",
+                    "Sources": [t1w_raw, t2w_raw],
+                    "Description": REMOVED_DESCRIPTION,
+                },
+                **common,
+            ),
+            name="ds_removed",
+        )
+        wf.connect([
+            (inputnode, ds_removed, [("removed_mask", "in_file"),
+                                     ("removal_report", "extra_sidecar")]),
+            (ds_removed, ds_volumes, [("out_file", "removed_mask")]),
+        ])  # fmt: skip
     wf.connect([
         (ds_dseg, ds_volumes, [("out_file", "dseg")]),
         (inputnode, ds_volumes, [("probabilities", "probabilities"),
                                  ("segmentation_info", "segmentation_info")]),
         (ds_volumes, outputnode, [("out_file", "volumes")]),
     ])  # fmt: skip
+    # Sinks write outside the work folder: they always run, so a deleted output folder is
+    # written again by a rerun whose work folder still holds their cached results.
+    for node_name in wf.list_node_names():
+        if node_name.startswith("ds_"):
+            wf.get_node(node_name).overwrite = True
     return wf

@@ -12,11 +12,18 @@ from ..interfaces.preproc import (
     RigidRegistration,
     ValidateReorient,
 )
+from .cerebellum import init_cerebellum_removal_wf
 
 MASK_METHODS = ("skull-stripped", "template", "precomputed")
 
 
-def init_preproc_wf(*, mask_method: str, omp_nthreads: int = 1, name: str = "preproc_wf"):
+def init_preproc_wf(
+    *,
+    mask_method: str,
+    remove_cerebellum: bool = False,
+    omp_nthreads: int = 1,
+    name: str = "preproc_wf",
+):
     """Build the preprocessing of one session.
 
     Parameters
@@ -24,6 +31,10 @@ def init_preproc_wf(*, mask_method: str, omp_nthreads: int = 1, name: str = "pre
     mask_method : {"skull-stripped", "template", "precomputed"}
         Non-zero voxels of already brain-extracted inputs (iSeg-like data), an infant template's
         brain mask registered to the subject (affine + SyN), or a given mask (NiBabies).
+    remove_cerebellum : bool
+        Remove cerebellum and brain stem before the model grid
+        (:func:`~infant_tissue.workflows.cerebellum.init_cerebellum_removal_wf`), reusing the
+        template registration of ``mask_method="template"``, else registering the template's T2w.
     omp_nthreads : int
         Threads for ANTs in each node.
 
@@ -32,7 +43,9 @@ def init_preproc_wf(*, mask_method: str, omp_nthreads: int = 1, name: str = "pre
     t1w, t2w
         Raw BIDS images (any orientation; the T2w on its own grid).
     template, template_mask
-        Template T1w and brain mask (``mask_method="template"``).
+        Template T1w and brain mask (``mask_method="template"``; the mask also for the removal).
+    template_t2w, template_region
+        Template T2w and cerebellum + brain-stem mask (``remove_cerebellum``).
     mask_file
         Precomputed brain mask (``mask_method="precomputed"``).
 
@@ -41,16 +54,23 @@ def init_preproc_wf(*, mask_method: str, omp_nthreads: int = 1, name: str = "pre
     t1w_ras, t1w_preproc, t2w_preproc, brain_mask
         RAS+ copies of the T1w grid: validated T1w, N4-corrected T1w and T2w (the T2w rigidly
         registered to the T1w), and the brain mask.
+    cerebrum_mask, removed_mask, removal_report
+        What the model segments (the brain mask when nothing is removed), the removed region and
+        the removal's JSON record (``remove_cerebellum`` only).
     t1w_model, t2w_model, mask_model
-        Skull-stripped images and mask on the 1 mm model grid around the brain.
+        Skull-stripped images and mask (of the cerebrum when the cerebellum is removed) on the
+        1 mm model grid around it.
     """
     if mask_method not in MASK_METHODS:
         raise ValueError(f"mask_method must be one of {MASK_METHODS}, got {mask_method!r}")
     wf = pe.Workflow(name=name)
     inputnode = pe.Node(
-        niu.IdentityInterface(["t1w", "t2w", "template", "template_mask", "mask_file"]),
+        niu.IdentityInterface(
+            ["t1w", "t2w", "template", "template_mask", "template_t2w", "template_region",
+             "mask_file"]
+        ),
         name="inputnode",
-    )
+    )  # fmt: skip
     outputnode = pe.Node(
         niu.IdentityInterface(
             [
@@ -62,6 +82,9 @@ def init_preproc_wf(*, mask_method: str, omp_nthreads: int = 1, name: str = "pre
                 "t2w_model",
                 "mask_model",
                 "t2w_to_t1w",
+                "cerebrum_mask",
+                "removed_mask",
+                "removal_report",
             ]
         ),
         name="outputnode",
@@ -96,7 +119,6 @@ def init_preproc_wf(*, mask_method: str, omp_nthreads: int = 1, name: str = "pre
         (brain_mask, n4_t2w, [("out_mask", "mask")]),
         (n4_t1w, model_grid, [("out_file", "t1w")]),
         (n4_t2w, model_grid, [("out_file", "t2w")]),
-        (brain_mask, model_grid, [("out_mask", "mask")]),
         (validate_t1w, outputnode, [("out_file", "t1w_ras")]),
         (n4_t1w, outputnode, [("out_file", "t1w_preproc")]),
         (n4_t2w, outputnode, [("out_file", "t2w_preproc")]),
@@ -110,4 +132,28 @@ def init_preproc_wf(*, mask_method: str, omp_nthreads: int = 1, name: str = "pre
                                              ("template_mask", "template_mask")])])  # fmt: skip
     elif mask_method == "precomputed":
         wf.connect([(inputnode, brain_mask, [("mask_file", "mask_file")])])  # fmt: skip
+    if not remove_cerebellum:
+        wf.connect([(brain_mask, model_grid, [("out_mask", "mask")]),
+                    (brain_mask, outputnode, [("out_mask", "cerebrum_mask")])])  # fmt: skip
+        return wf
+    registration = "brain-extraction" if mask_method == "template" else "template-t2w"
+    cerebellum_wf = init_cerebellum_removal_wf(registration=registration, omp_nthreads=omp_nthreads)
+    wf.connect([
+        (validate_t1w, cerebellum_wf, [("out_file", "inputnode.t1w")]),
+        (brain_mask, cerebellum_wf, [("out_mask", "inputnode.brain_mask")]),
+        (inputnode, cerebellum_wf, [("template_region", "inputnode.template_region")]),
+        (cerebellum_wf, model_grid, [("outputnode.cerebrum_mask", "mask")]),
+        (cerebellum_wf, outputnode, [("outputnode.cerebrum_mask", "cerebrum_mask"),
+                                     ("outputnode.removed_mask", "removed_mask"),
+                                     ("outputnode.report", "removal_report")]),
+    ])  # fmt: skip
+    if registration == "brain-extraction":
+        wf.connect([(brain_mask, cerebellum_wf, [("template_transforms",
+                                                  "inputnode.template_transforms")])])  # fmt: skip
+    else:
+        wf.connect([
+            (register_t2w, cerebellum_wf, [("out_file", "inputnode.t2w")]),
+            (inputnode, cerebellum_wf, [("template_t2w", "inputnode.template_t2w"),
+                                        ("template_mask", "inputnode.template_mask")]),
+        ])  # fmt: skip
     return wf

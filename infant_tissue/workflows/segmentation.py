@@ -36,6 +36,8 @@ def init_segmentation_wf(
         are background outside the mask).
     t1w_source
         The original T1w (its grid and affine receive the results).
+    native_mask
+        What the model segments on the T1w grid (brain or cerebrum): background outside.
 
     Outputs
     -------
@@ -46,7 +48,9 @@ def init_segmentation_wf(
     """
     wf = pe.Workflow(name=name)
     inputnode = pe.Node(
-        niu.IdentityInterface(["t1w_model", "t2w_model", "mask_model", "t1w_source"]),
+        niu.IdentityInterface(
+            ["t1w_model", "t2w_model", "mask_model", "t1w_source", "native_mask"]
+        ),
         name="inputnode",
     )
     outputnode = pe.Node(
@@ -63,7 +67,7 @@ def init_segmentation_wf(
         (inputnode, segment, [("t1w_model", "t1w"), ("t2w_model", "t2w"),
                               ("mask_model", "mask")]),
         (segment, to_native, [("probabilities", "probabilities"), ("labels", "labels")]),
-        (inputnode, to_native, [("t1w_source", "reference")]),
+        (inputnode, to_native, [("t1w_source", "reference"), ("native_mask", "mask")]),
         (to_native, outputnode, [("probabilities", "probabilities"), ("labels", "labels")]),
         (segment, outputnode, [("info", "info")]),
     ])  # fmt: skip

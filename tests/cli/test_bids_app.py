@@ -16,7 +16,8 @@ import pytest
 from infant_tissue.cli.main import main
 from infant_tissue.derivatives import ensure_dataset_files
 
-from ..app_fixtures import tiny_bundle
+from ..app_fixtures import run_app, tiny_bundle
+from ..conftest import SHARED
 
 pytestmark = pytest.mark.slow
 
@@ -247,8 +248,44 @@ def test_real_bids_tree_reports_every_session(real_infant, tmp_path, capsys):
     assert written == []
 
 
-def test_real_template_pair_runs_skull_stripped(real_infant, tmp_path):
-    """The real 6-month template pair (320³, 0.8 mm, oblique) through --skull-stripped."""
+@pytest.fixture(scope="module")
+def real_templateflow(tmp_path_factory):
+    """A TemplateFlow home whose MNIInfant cohort 3 is the real 6-month template pair, with its
+    cerebellum + brain-stem mask derived as the image build does without TemplateFlow's
+    transforms (the packaged adult labels registered to its T2w; 3 mm here to save CI time)."""
+    from infant_tissue.anat.cerebellum import derive_template_mask
+
+    real_infant = SHARED / "real-infant"
+    if not (real_infant / "templates-6mo").is_dir():
+        pytest.skip("no real infant data (../shared/real-infant)")
+    home = tmp_path_factory.mktemp("real-templateflow")
+    folder = home / "tpl-MNIInfant" / "cohort-3"
+    folder.mkdir(parents=True)
+    stem = folder / "tpl-MNIInfant_cohort-3_res-1"
+    t1w = nib.load(real_infant / "templates-6mo/Template-Month6-T1w.nii.gz")
+    for suffix in ("T1w", "T2w"):
+        os.symlink(real_infant / f"templates-6mo/Template-Month6-{suffix}.nii.gz",
+                   f"{stem}_{suffix}.nii.gz")  # fmt: skip
+    brain = (np.asanyarray(t1w.dataobj) > 0).astype(np.uint8)
+    nib.save(nib.Nifti1Image(brain, t1w.affine), f"{stem}_desc-brain_mask.nii.gz")
+    problems = derive_template_mask(
+        f"{stem}_T2w.nii.gz",
+        f"{stem}_desc-brain_mask.nii.gz",
+        f"{stem}_desc-cerebellumbrainstem_mask.nii.gz",
+        work_dir=str(tmp_path_factory.mktemp("derive")),
+        resolution_mm=3.0,
+    )
+    return home, problems
+
+
+def test_real_template_cerebellum_mask_is_plausible(real_templateflow):
+    _, problems = real_templateflow
+    assert problems == []
+
+
+def test_real_template_pair_runs_skull_stripped(real_infant, real_templateflow, tmp_path):
+    """The real 6-month template pair (320³, 0.8 mm, oblique) through --skull-stripped, with the
+    cerebellum + brain-stem removal (its own template registration)."""
     bids = tmp_path / "bids" / "sub-tpl" / "anat"
     bids.mkdir(parents=True)
     (tmp_path / "bids" / "dataset_description.json").write_text(
@@ -261,33 +298,40 @@ def test_real_template_pair_runs_skull_stripped(real_infant, tmp_path):
         real_infant / "templates-6mo/Template-Month6-T2w.nii.gz", bids / "sub-tpl_T2w.nii.gz"
     )
     bundle = tiny_bundle(tmp_path / "bundle")
-    code = main(
-        [
-            str(tmp_path / "bids"),
-            str(tmp_path / "out"),
-            "participant",
-            "--skull-stripped",
-            "--models",
-            str(bundle),
-            "--inference-mode",
-            "tile96",
-            "--age-months",
-            "6",
-            "-w",
-            str(tmp_path / "work"),
-            "--nprocs",
-            "1",
-            "--omp-nthreads",
-            "2",
-        ]
+    proc = run_app(
+        tmp_path / "bids",
+        tmp_path / "out",
+        "participant",
+        "--skull-stripped",
+        "--models",
+        bundle,
+        "--inference-mode",
+        "tile96",
+        "--age-months",
+        "6",
+        "-w",
+        tmp_path / "work",
+        "--nprocs",
+        "2",
+        "--omp-nthreads",
+        "1",
+        env={**os.environ, "TEMPLATEFLOW_HOME": str(real_templateflow[0])},
     )
-    assert code == 0
-    dseg = nib.load(tmp_path / "out/sub-tpl/anat/sub-tpl_space-T1w_dseg.nii.gz")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    anat = tmp_path / "out/sub-tpl/anat"
+    dseg = nib.load(anat / "sub-tpl_space-T1w_dseg.nii.gz")
     assert dseg.shape == (320, 320, 320)
-    table = (tmp_path / "out/sub-tpl/anat/sub-tpl_desc-tissue_volumes.tsv").read_text()
-    brain_mm3 = float(table.splitlines()[-1].split("\t")[3])
-    assert 500_000 < brain_mm3 < 1_100_000  # the template's brain is ~800 mL
-    assert len(list((tmp_path / "out/sub-tpl/figures").glob("*.png"))) == 7
+    rows = (anat / "sub-tpl_desc-tissue_volumes.tsv").read_text().splitlines()
+    cells = {r.split("\t")[0]: r.split("\t") for r in rows[1:]}
+    # the template's brain (mask) is ~800 mL; random weights label part of the cerebrum
+    assert 300_000 < float(cells["brain"][3]) < 1_100_000
+    removal = json.loads(
+        (anat / "sub-tpl_space-T1w_desc-cerebellumbrainstem_mask.json").read_text()
+    )
+    assert removal["Problems"] == [], removal  # inferior, posterior, plausible share
+    removed = float(cells["cerebellum_brainstem"][3])
+    assert removed == pytest.approx(removal["RemovedVolume_mm3"], rel=0.01)
+    assert len(list((tmp_path / "out/sub-tpl/figures").glob("*.png"))) == 8
     assert (tmp_path / "out/sub-tpl.html").is_file()
 
 

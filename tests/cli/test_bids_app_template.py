@@ -10,35 +10,17 @@ import numpy as np
 import pytest
 
 from infant_tissue.phantoms import make_bids_subject, sample_subject, write_bids_dataset
+from infant_tissue.phantoms.templates import write_templateflow
 
 from ..app_fixtures import SHAPE, run_app, tiny_bundle
 
 pytestmark = pytest.mark.slow
 
 
-def write_templateflow(home, seed: int = 77) -> None:
-    """A tiny TemplateFlow home: a phantom head (with skull) as MNIInfant cohort 3."""
-    vols = make_bids_subject(sample_subject(seed, 0, SHAPE))
-    folder = home / "tpl-MNIInfant" / "cohort-3"
-    folder.mkdir(parents=True)
-    (home / "tpl-MNIInfant" / "template_description.json").write_text(
-        json.dumps({"Name": "phantom stand-in for MNIInfant (tests only)"})
-    )
-    stem = "tpl-MNIInfant_cohort-3_res-1"
-    nib.save(
-        nib.Nifti1Image(vols.t1w.astype(np.float32), vols.t1w_affine),
-        str(folder / f"{stem}_T1w.nii.gz"),
-    )
-    nib.save(
-        nib.Nifti1Image((vols.dseg > 0).astype(np.uint8), vols.t1w_affine),
-        str(folder / f"{stem}_desc-brain_mask.nii.gz"),
-    )
-
-
 def test_template_brain_mask_run(tmp_path):
     subject = sample_subject(5, 0, SHAPE)
     write_bids_dataset(tmp_path / "bids", [subject])
-    write_templateflow(tmp_path / "templateflow")
+    write_templateflow(tmp_path / "templateflow", [3], seed=77, shape=SHAPE)
     bundle = tiny_bundle(tmp_path / "bundle")
     env = {**os.environ, "TEMPLATEFLOW_HOME": str(tmp_path / "templateflow")}
     done = run_app(
@@ -61,9 +43,17 @@ def test_template_brain_mask_run(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     anat = tmp_path / "out" / "sub-01" / "ses-01" / "anat"
     mask = np.asanyarray(nib.load(anat / "sub-01_ses-01_space-T1w_desc-brain_mask.nii.gz").dataobj)
-    truth = make_bids_subject(subject).dseg > 0
+    vols = make_bids_subject(subject)
+    truth = (vols.dseg > 0) | vols.hindbrain
     dice = 2 * (mask.astype(bool) & truth).sum() / (mask.astype(bool).sum() + truth.sum())
     assert dice > 0.85, dice
+    # the removal reused brain extraction's template registration
+    removed = anat / "sub-01_ses-01_space-T1w_desc-cerebellumbrainstem_mask"
+    record = json.loads(removed.with_suffix(".json").read_text())
+    assert record["Registration"] == "brain-extraction"
+    region = np.asanyarray(nib.load(str(removed) + ".nii.gz").dataobj) > 0
+    dice = 2 * (region & vols.hindbrain).sum() / (region.sum() + vols.hindbrain.sum())
+    assert dice > 0.75, dice
 
 
 def test_missing_template_fails_the_session_clearly(tmp_path):

@@ -12,6 +12,7 @@ import pytest
 from scipy import ndimage
 
 from infant_tissue import phantoms as P
+from infant_tissue.anat.cerebellum import check_removed_region
 from infant_tissue.labels import to_model
 from infant_tissue.phantoms import io as phantom_io
 from infant_tissue.phantoms.geometry import rotation_matrix
@@ -115,7 +116,8 @@ def test_gm_is_a_ribbon_around_wm(iseg):
         # WM touches CSF only at the ventricles: GM separates it from the outside
         touching = wm & six_neighbours(outside_or_csf)
         assert touching.sum() < 0.05 * wm.sum()
-        assert not (wm & six_neighbours(labels == 0)).any()
+        # ... and touches the background only where the brain stem (removed) meets it
+        assert not (wm & six_neighbours((labels == 0) & ~volumes.hindbrain)).any()
         # cortical GM is thin: almost all GM lies within a few mm of CSF or background
         gm = labels == 2
         depth = ndimage.distance_transform_edt(labels > 1)  # distance to CSF/background
@@ -374,3 +376,30 @@ def test_render_classes_is_grid_independent(subjects):
         v_coarse = (coarse == k).sum() * 1.0
         v_fine = (rotated == k).sum() * 0.8**3
         assert v_fine == pytest.approx(v_coarse, rel=0.15)
+
+
+def test_hindbrain_is_a_plausible_share_below_and_behind_the_cerebrum():
+    for index in range(3):
+        vols = P.make_bids_subject(P.sample_subject(SEED, index, SHAPE))
+        cerebrum, hindbrain = vols.dseg > 0, vols.hindbrain
+        assert not (cerebrum & hindbrain).any()
+        share = hindbrain.sum() / (cerebrum.sum() + hindbrain.sum())
+        assert 0.08 <= share <= 0.14, share  # cerebellum + brain stem at 6 months
+        brain = cerebrum | hindbrain
+        assert check_removed_region(hindbrain, brain, vols.t1w_affine) == []
+
+
+def test_iseg_form_removes_the_hindbrain_unless_kept():
+    subject = P.sample_subject(SEED, 0, SHAPE)
+    removed, kept = P.make_iseg_subject(subject), P.make_iseg_subject(subject, keep_hindbrain=True)
+    assert removed.hindbrain.sum() > 500
+    assert (removed.t1[removed.hindbrain] == 0).all() and (removed.t2[removed.hindbrain] == 0).all()
+    assert (kept.t1[kept.hindbrain] > 0).mean() > 0.99
+    assert (removed.labels[removed.hindbrain] == 0).all()
+    np.testing.assert_array_equal(removed.labels, kept.labels)
+
+
+def test_skull_stripped_bids_form_keeps_the_hindbrain():
+    vols = P.make_bids_subject(P.sample_subject(SEED, 1, SHAPE), skull_stripped=True)
+    assert (vols.t1w[vols.hindbrain] > 0).mean() > 0.99
+    assert (vols.t1w[(vols.dseg == 0) & ~vols.hindbrain] > 0).mean() < 0.05

@@ -99,8 +99,14 @@ def test_bids_input_needs_derivatives(phantom_bids, tmp_path, capsys):
     assert "--derivatives" in capsys.readouterr().err
 
 
-def test_train_fuse_run_evaluate_end_to_end(phantom_bids, tmp_path):
-    """train (BIDS + manual dseg) -> fuse -> BIDS-App participant -> evaluate against the dseg."""
+def test_train_fuse_run_evaluate_end_to_end(
+    phantom_bids, tmp_path, standin_templateflow, monkeypatch
+):
+    """train (BIDS + manual dseg) -> fuse -> BIDS-App participant -> evaluate against the dseg.
+
+    The manual dseg labels the cerebrum only, so the trained bundle's input domain is 'cerebrum'
+    and the app removes cerebellum and brain stem (templates from the phantom stand-in home)."""
+    monkeypatch.setenv("TEMPLATEFLOW_HOME", str(standin_templateflow))
     manual = phantom_bids / "derivatives" / "manual"
     run, bundle, out = tmp_path / "run", tmp_path / "bundle", tmp_path / "out"
     assert main(

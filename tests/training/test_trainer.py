@@ -118,14 +118,18 @@ def test_cli_train_fuse_reproduces_the_trained_model(tmp_path, capsys):
                 "--omp-nthreads",
                 "1",
                 "--no-progress",
+                "--input-domain",
+                "whole-brain",
             ]
         )
         assert code == 0, capsys.readouterr().err
         runs.append(run)
     info = json.loads((runs[0] / "model.json").read_text())
     assert len(info["training_subjects"]) == 2 and len(info["validation_subjects"]) == 2
+    assert info["input_domain"] == "whole-brain"
     assert main(["fuse", *map(str, runs), "--out", str(tmp_path / "bundle")]) == 0
     bundle = load_bundle(tmp_path / "bundle")
+    assert bundle.input_domain == "whole-brain"  # the runs' domain reaches the bundle
     assert len(bundle) == 2 and bundle.metadata["architecture"]["fused"] is True
     assert (
         bundle.metadata["provenance"]["runs"][1]["validation_subjects"] == info["training_subjects"]

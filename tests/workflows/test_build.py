@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from nipype.pipeline.engine.utils import generate_expanded_graph
 
 from infant_tissue.bids import SessionInputs
 from infant_tissue.config import RunConfig
@@ -13,6 +14,23 @@ from infant_tissue.workflows import base
 from infant_tissue.workflows.preproc import init_preproc_wf
 
 from ..app_fixtures import tiny_bundle
+
+
+@pytest.fixture(autouse=True)
+def _templateflow(standin_templateflow, monkeypatch):
+    monkeypatch.setenv("TEMPLATEFLOW_HOME", str(standin_templateflow))
+
+
+def wiring(wf) -> set[tuple[str, str, str, str]]:
+    """Every connection of the expanded graph (identity nodes removed), as
+    ``(source node, output, destination node, input)`` with paths below the top workflow."""
+    graph = generate_expanded_graph(wf._create_flat_graph())
+    short = lambda node: node.fullname.split(".", 1)[-1]  # noqa: E731
+    return {
+        (short(u), c[0], short(v), c[1])
+        for u, v, data in graph.edges(data=True)
+        for c in data["connect"]
+    }
 
 
 @pytest.fixture
@@ -40,6 +58,36 @@ def _config(tmp_path, **kw):
 
 def _nodes(wf) -> set[str]:
     return {n.fullname.split(".", 1)[-1] for n in wf._get_all_nodes()}
+
+
+@pytest.mark.parametrize("remove", [False, True], ids=["keep-cerebellum", "remove-cerebellum"])
+@pytest.mark.parametrize("method", ["skull-stripped", "template", "precomputed"])
+def test_preproc_wiring(method, remove):
+    edges = wiring(init_preproc_wf(mask_method=method, remove_cerebellum=remove))
+    # N4 fits its field in the whole brain whatever is removed afterwards
+    assert ("brain_mask", "out_mask", "n4_t1w", "mask") in edges
+    assert ("brain_mask", "out_mask", "n4_t2w", "mask") in edges
+    assert ("register_t2w", "out_file", "n4_t2w", "in_file") in edges
+    removal = {e for e in edges if "cerebellum_wf" in e[0] + e[2]}
+    if not remove:
+        assert not removal
+        assert ("brain_mask", "out_mask", "model_grid", "mask") in edges
+        return
+    # the model sees the cerebrum only
+    assert ("cerebellum_wf.remove_region", "cerebrum_mask", "model_grid", "mask") in edges
+    assert ("brain_mask", "out_mask", "cerebellum_wf.remove_region", "brain_mask") in edges
+    assert ("validate_t1w", "out_file", "cerebellum_wf.remove_region", "reference") in edges
+    reuse = ("brain_mask", "template_transforms", "cerebellum_wf.remove_region", "transforms")
+    own = {
+        ("register_t2w", "out_file", "cerebellum_wf.register_template", "subject"),
+        ("brain_mask", "out_mask", "cerebellum_wf.register_template", "subject_mask"),
+        ("cerebellum_wf.register_template", "transforms", "cerebellum_wf.remove_region",
+         "transforms"),
+    }  # fmt: skip
+    if method == "template":  # brain extraction's registration is reused
+        assert reuse in edges and not own & edges
+    else:
+        assert own <= edges and reuse not in edges
 
 
 @pytest.mark.parametrize("method", ["skull-stripped", "template", "precomputed"])
@@ -125,3 +173,51 @@ def test_session_without_t2w_cannot_be_built(files):
     unit = SessionInputs(subject="01", session="1", t1w=t1, t2w=None)
     with pytest.raises(ValueError, match="both T1w and T2w"):
         base.init_session_wf(_config(tmp_path, skull_stripped=True), unit)
+
+
+@pytest.mark.parametrize(
+    ("options", "removed"),
+    [
+        ({}, True),  # a 'cerebrum' bundle (iSeg-trained): removal on by default
+        ({"keep_cerebellum": True}, False),
+        ({"input_domain": "whole-brain"}, False),
+    ],
+    ids=["default", "keep-cerebellum", "whole-brain-bundle"],
+)
+def test_session_workflow_removal_switch(files, options, removed):
+    tmp_path, t1, t2 = files
+    unit = SessionInputs(subject="01", session="1", t1w=t1, t2w=t2, age_months=6.0)
+    wf = base.init_session_wf(_config(tmp_path, skull_stripped=True, **options), unit)
+    edges = wiring(wf)
+    nodes = _nodes(wf)
+    assert ("ds_removed" in nodes) == removed
+    native = {e for e in edges if e[2] == "segmentation_wf.to_native" and e[3] == "mask"}
+    assert len(native) == 1
+    if removed:
+        assert (
+            "outputs_wf.ds_removed",
+            "out_file",
+            "outputs_wf.ds_volumes",
+            "removed_mask",
+        ) in edges
+        assert next(iter(native))[:2] == ("preproc_wf.cerebellum_wf.remove_region", "cerebrum_mask")
+        inputs = wf.get_node("inputnode").inputs
+        assert inputs.template_region.endswith("desc-cerebellumbrainstem_mask.nii.gz")
+    else:
+        assert next(iter(native))[:2] == ("preproc_wf.brain_mask", "out_mask")
+
+
+def test_missing_removal_mask_is_a_clear_error(files, tmp_path, monkeypatch):
+    from infant_tissue.phantoms.templates import write_templateflow
+
+    home = tmp_path / "home"
+    write_templateflow(home, [3], shape=(40, 44, 40))
+    region = next(home.rglob("*desc-cerebellumbrainstem_mask.nii.gz"))
+    region.unlink()
+    monkeypatch.setenv("TEMPLATEFLOW_HOME", str(home))
+    _, t1, t2 = files
+    unit = SessionInputs(subject="01", session="1", t1w=t1, t2w=t2, age_months=6.0)
+    with pytest.raises(TemplateNotFoundError) as err:
+        base.init_session_wf(_config(files[0], skull_stripped=True), unit)
+    message = str(err.value)
+    assert message.startswith(str(region)) and "\n" not in message

@@ -1,0 +1,1 @@
+"""Anatomical image steps as pure functions on files (ANTs, nibabel); no nipype in here."""
