@@ -149,7 +149,7 @@ RUN set -eu; \
            --shell /usr/sbin/nologin infant; \
     unreadable="$(find /opt/infant-tissue /opt/templateflow ! -perm -o+r -print -quit)"; \
     test -z "${unreadable}" || { echo "${unreadable}: not readable by other users" >&2; exit 1; }; \
-    python -c "import ants, bids, matplotlib, monai, nibabel, nilearn, nipype, SimpleITK, templateflow"; \
+    python -c "import ants, bids, matplotlib, monai, nibabel, nilearn, nipype, templateflow"; \
     infant-tissue model-info "${INFANT_TISSUE_MODELS}" >/dev/null; \
     infant-tissue --version; \
     test "$(infant-tissue --version | head -n 1)" = "infant-tissue ${VERSION}" \

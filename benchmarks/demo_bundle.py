@@ -15,8 +15,8 @@ import time
 import numpy as np
 
 from infant_tissue.bundle import load_bundle
+from infant_tissue.evaluation.metrics import dice
 from infant_tissue.inference import segment_with_info
-from infant_tissue.metrics import dice
 from infant_tissue.phantoms import make_iseg_subject, sample_subject
 
 

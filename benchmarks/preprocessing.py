@@ -46,8 +46,9 @@ def main() -> int:
     import nibabel as nib
     import numpy as np
 
-    from infant_tissue import preprocessing as pp
     from infant_tissue.anat import cerebellum as cb
+    from infant_tissue.anat import grid
+    from infant_tissue.anat import preprocessing as pp
 
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -118,7 +119,7 @@ def main() -> int:
     )
     stage(
         "resample to the 1 mm model grid",
-        lambda: pp.resample_to_1mm(
+        lambda: grid.resample_to_model_grid(
             f("t1w_n4.nii.gz"),
             f("t2w_n4.nii.gz"),
             f("cerebrum.nii.gz"),

@@ -1,16 +1,16 @@
 #!/usr/bin/env python3
 """Image build step: the TemplateFlow infant templates the app reads, into a fixed folder.
 
-The app (``infant_tissue.templates.infant_template``) lists, through ``templateflow.api.ls`` and
+The app (``infant_tissue.utils.templates.infant_template``) lists, through ``templateflow.api.ls`` and
 never ``get``, the 1 mm ``tpl-MNIInfant`` T1w template and its brain mask of the cohort matching
-each session's age (``infant_tissue.bids.mniinfant_cohort``). Cohorts 1-5 cover 0-14 months, so
+each session's age (``infant_tissue.utils.bids.mniinfant_cohort``). Cohorts 1-5 cover 0-14 months, so
 every age the model accepts (3-12 months) and a younger/older margin. The T2w template of each
 cohort is fetched as well (small, and used by T2w-driven registration set-ups).
 
 ``--source templateflow`` downloads with the ``templateflow`` client (its S3 mirror) into
 ``--home``, with each cohort's ``from-MNI152NLin6Asym`` transform; ``--source local`` copies a
 folder laid out as a TemplateFlow home. Then every cohort without a cerebellum + brain-stem mask
-(the file contract of ``infant_tissue.templates.removal_template``) gets one from
+(the file contract of ``infant_tissue.utils.templates.removal_template``) gets one from
 ``infant_tissue.anat.cerebellum.derive_template_mask``: the package's adult FreeSurfer labels
 carried in through that transform, or registered to the cohort's T2w where there is none. A mask
 that fails the plausibility checks stops the build. Both sources then drop every other
@@ -40,7 +40,7 @@ CHECK = r"""
 import sys
 from pathlib import Path
 import templateflow.api as tflow
-from infant_tissue.templates import infant_template, removal_template
+from infant_tissue.utils.templates import infant_template, removal_template
 queries = {queries!r}
 bad = []
 for cohort in {cohorts!r}:
@@ -102,7 +102,7 @@ def fetch_transform(home: Path, cohort: int) -> Path | None:
 def add_removal_masks(home: Path, cohorts: list[int], transforms: dict[int, Path | None]) -> None:
     """Derive each cohort's cerebellum + brain-stem mask unless the folder already has it."""
     from infant_tissue.anat.cerebellum import derive_template_mask
-    from infant_tissue.templates import REMOVAL_DESC
+    from infant_tissue.utils.templates import REMOVAL_DESC
 
     for cohort in cohorts:
         stem = (

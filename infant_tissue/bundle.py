@@ -31,6 +31,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from . import __version__
+from .errors import InfantTissueError
 from .nn.registry import build_model
 
 BUNDLE_FORMAT = "infant-tissue-bundle"
@@ -54,7 +55,7 @@ INPUT_DOMAINS = ("cerebrum", "whole-brain")
 DEFAULT_INPUT_DOMAIN = "cerebrum"
 
 
-class BundleError(ValueError):
+class BundleError(InfantTissueError, ValueError):
     """A bundle is missing, malformed, tampered with, or does not match its architecture."""
 
 

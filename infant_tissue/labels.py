@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._types import LabelCoding
+
 
 @dataclass(frozen=True)
 class Tissue:
@@ -35,7 +37,7 @@ TISSUE_TABLE: tuple[Tissue, ...] = (
 )
 #: tissue name -> its row of :data:`TISSUE_TABLE`
 TISSUE_BY_NAME: dict[str, Tissue] = {t.name: t for t in TISSUE_TABLE}
-#: colour name -> colour of the whole brain in cohort figures
+#: colour of the whole brain in cohort figures
 BRAIN_COLOUR = "#7f7f7f"
 
 #: model class -> tissue name (background excluded)
@@ -64,7 +66,7 @@ def _check_coding(coding: str) -> dict[int, int]:
     return CODINGS[coding]
 
 
-def to_model(labels: np.ndarray, coding: str) -> np.ndarray:
+def to_model(labels: np.ndarray, coding: LabelCoding) -> np.ndarray:
     """Convert a label map from ``coding`` to the model's 0-3 classes.
 
     Parameters
@@ -105,7 +107,7 @@ def to_model(labels: np.ndarray, coding: str) -> np.ndarray:
     return lut[rounded.astype(np.int64)]
 
 
-def from_model(labels: np.ndarray, coding: str, dtype: type = np.uint8) -> np.ndarray:
+def from_model(labels: np.ndarray, coding: LabelCoding, dtype: type = np.uint8) -> np.ndarray:
     """Convert model classes (0-3) to ``coding``.
 
     Parameters

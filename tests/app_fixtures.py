@@ -16,6 +16,8 @@ from infant_tissue.nn import build_model
 from infant_tissue.phantoms import make_iseg_subject, sample_subject
 
 TINY = {"init_features": 8, "growth_rate": 4}
+#: Smaller still, for the 0.8 mm 320³ real template (3x faster on the CPU than TINY)
+MICRO = {"init_features": 4, "growth_rate": 4, "layers_per_block": 1}
 SHAPE = (48, 56, 48)
 
 
@@ -30,14 +32,15 @@ def run_app(*args: str, env: dict | None = None, timeout: int = 1500):
     )
 
 
-def tiny_bundle(path: Path, members: int = 1) -> Path:
-    models = [build_model("dunet-mixacb", deploy=True, **TINY).eval() for _ in range(members)]
+def tiny_bundle(path: Path, members: int = 1, kwargs: dict | None = None) -> Path:
+    kwargs = TINY if kwargs is None else kwargs
+    models = [build_model("dunet-mixacb", deploy=True, **kwargs).eval() for _ in range(members)]
     save_bundle(
         path,
         models,
         default_metadata(
             name="tiny-random",
-            architecture={"name": "dunet-mixacb", "kwargs": TINY, "fused": True},
+            architecture={"name": "dunet-mixacb", "kwargs": kwargs, "fused": True},
             licence="random weights for tests",
         ),
     )

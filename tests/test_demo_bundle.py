@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from infant_tissue.bundle import load_bundle
-from infant_tissue.cli.run import default_bundle
+from infant_tissue.cli.parser import default_bundle
+from infant_tissue.evaluation.metrics import dice
 from infant_tissue.inference import segment
-from infant_tissue.metrics import dice
 from infant_tissue.phantoms import make_iseg_subject, sample_subject
 
 DEMO = Path(__file__).resolve().parents[1] / "infant_tissue" / "data" / "bundles" / "demo"

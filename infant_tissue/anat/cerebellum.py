@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -35,7 +34,8 @@ import numpy as np
 from nibabel.processing import resample_from_to
 from scipy import ndimage
 
-from ..images import write_atomic
+from ..utils.atomic import write_atomic
+from ._ants import coarse, load_ants, save_transforms
 
 LOGGER = logging.getLogger(__name__)
 
@@ -71,12 +71,6 @@ _SUBCORTICAL_GM = (10, 11, 12, 13, 17, 18, 26, 28, 49, 50, 51, 52, 53, 54, 58, 6
 _CORTEX = (3, 8, 42, 47)
 
 
-def _ants():
-    from ..preprocessing import _ants  # one place sets ANTs' seed and thread count
-
-    return _ants()
-
-
 def synthetic_t2w(labels: np.ndarray) -> np.ndarray:
     """An adult T2w-like image of a FreeSurfer label map (aseg, aparc+aseg or wmparc codes):
     CSF 1.0, cortex 0.62, subcortical GM 0.55, brain stem 0.45, white matter 0.40, background 0."""
@@ -100,17 +94,6 @@ def largest_component(mask: np.ndarray) -> np.ndarray:
     return mask
 
 
-def _save_transforms(paths: Sequence[str], out_prefix: str) -> list[str]:
-    """Copy ANTs' temporary transform files next to ``out_prefix`` (warp first, then affine)."""
-    saved = []
-    for i, path in enumerate(paths):
-        suffix = "".join(Path(path).suffixes) or ".mat"
-        dest = f"{out_prefix}{i}{suffix}"
-        shutil.copyfile(path, dest)
-        saved.append(dest)
-    return saved
-
-
 def register_template(
     subject_file: str,
     subject_mask_file: str,
@@ -125,14 +108,12 @@ def register_template(
     skull-stripped template) and resampled to ``resolution_mm``. Returns the transform files
     (template -> subject, ANTs order: warp, then affine) written as ``out_prefix{0,1}...``.
     """
-    from ..preprocessing import _coarse
-
-    ants = _ants()
+    ants = load_ants()
     subject = ants.image_read(subject_file) * ants.image_read(subject_mask_file)
     template = ants.image_read(template_file) * ants.image_read(template_mask_file)
     reg = ants.registration(
-        fixed=_coarse(ants, subject, resolution_mm),
-        moving=_coarse(ants, template, resolution_mm),
+        fixed=coarse(ants, subject, resolution_mm),
+        moving=coarse(ants, template, resolution_mm),
         type_of_transform="SyN",
         aff_metric="mattes",
         syn_metric="mattes",
@@ -141,14 +122,14 @@ def register_template(
         aff_shrink_factors=(4, 2, 1),
         aff_smoothing_sigmas=(2, 1, 0),
     )
-    return _save_transforms(reg["fwdtransforms"], out_prefix)
+    return save_transforms(reg["fwdtransforms"], out_prefix)
 
 
 def warp_to_subject(
     template_mask_file: str, reference_file: str, transforms: Sequence[str], out_file: str
 ) -> str:
     """Warp a template-space binary mask onto the subject's grid (linear, kept as a fraction)."""
-    ants = _ants()
+    ants = load_ants()
     warped = ants.apply_transforms(
         ants.image_read(reference_file),
         ants.image_read(template_mask_file),
@@ -262,7 +243,7 @@ def derive_template_mask(
         The plausibility problems of the result (see :func:`check_removed_region`); empty when
         the mask is plausible. The mask is written either way, so a build can show it.
     """
-    ants = _ants()
+    ants = load_ants()
     label_img = nib.load(labels_file)
     label_data = np.asanyarray(label_img.dataobj).astype(np.int64).reshape(label_img.shape[:3])
     region = nib.Nifti1Image(np.isin(label_data, labels).astype(np.float32), label_img.affine)
@@ -274,15 +255,10 @@ def derive_template_mask(
         adult = nib.Nifti1Image(synthetic_t2w(label_data), label_img.affine)
         adult_file = str(work / "adult_synthetic_T2w.nii.gz")
         nib.save(adult, adult_file)
-        brain = (label_data > 0).astype(np.uint8)
-        adult_mask_file = str(work / "adult_brain_mask.nii.gz")
-        nib.save(nib.Nifti1Image(brain, label_img.affine), adult_mask_file)
-        from ..preprocessing import _coarse
-
         template = ants.image_read(template_file) * ants.image_read(template_mask_file)
         reg = ants.registration(
-            fixed=_coarse(ants, template, resolution_mm),
-            moving=_coarse(ants, ants.image_read(adult_file), resolution_mm),
+            fixed=coarse(ants, template, resolution_mm),
+            moving=coarse(ants, ants.image_read(adult_file), resolution_mm),
             type_of_transform="SyN",
             aff_metric="mattes",
             syn_metric="mattes",
@@ -291,7 +267,7 @@ def derive_template_mask(
             aff_shrink_factors=(4, 2, 1),
             aff_smoothing_sigmas=(2, 1, 0),
         )
-        transforms = _save_transforms(reg["fwdtransforms"], str(work / "adult_to_template_"))
+        transforms = save_transforms(reg["fwdtransforms"], str(work / "adult_to_template_"))
     warped_file = str(work / "region_in_template.nii.gz")
     warp_to_subject(region_file, template_file, transforms, warped_file)
     template_mask = nib.load(template_mask_file)

@@ -8,30 +8,23 @@ input (no BIDS folder, no participants, no image), 69 ``sbatch`` missing or refu
 from __future__ import annotations
 
 import argparse
-import logging
-import os
 import re
-import shutil
 import sys
 from pathlib import Path
 
-from ..hpc import (
-    RUNTIMES,
-    AppOptions,
-    BatchError,
-    BatchPlan,
-    Container,
-    Resources,
-    check_label,
-    make_tasks,
-    submit,
-    submit_line,
-    write_batch,
+from ..errors import output_error
+from ..hpc import RUNTIMES, BatchError, plan_from_options, submit, submit_line, write_batch
+from ._common import (
+    ExitCode,
+    add_app_options,
+    add_data_selection,
+    error,
+    guarded,
+    parse_args,
+    setup_logging,
 )
-from .common import add_data_selection, parse_args
 
-EXIT_OK, EXIT_USAGE, EXIT_NOINPUT, EXIT_UNAVAILABLE, EXIT_CANTCREAT = 0, 64, 66, 69, 73
-LOGGER = logging.getLogger("infant_tissue")
+PROG = "infant-tissue batch"
 
 EXAMPLES = """\
 examples:
@@ -188,161 +181,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="(default: 00:30:00)",
     )
 
-    a = p.add_argument_group("passed to every participant run")
-    a.add_argument("--models", type=Path, metavar="DIR")
-    a.add_argument("--derivatives", type=Path, metavar="DIR")
-    a.add_argument("--templateflow-home", type=Path, metavar="DIR")
-    a.add_argument("--inference-mode", metavar="MODE")
-    a.add_argument("--vote", choices=("hard", "soft"))
-    a.add_argument("--device")
-    a.add_argument("--skull-stripped", action="store_true")
-    a.add_argument("--keep-cerebellum", action="store_true")
-    a.add_argument("--age-months", type=float, metavar="MONTHS")
-    a.add_argument(
+    inputs, _, resources = add_app_options(p, defaults=False)  # passed to every participant run
+    inputs.add_argument("--templateflow-home", type=Path, metavar="DIR")
+    resources.add_argument(
         "--omp-nthreads",
         type=_positive,
         metavar="N",
         help="default: the task's $SLURM_CPUS_PER_TASK",
     )
-    a.add_argument("--mem-gb", type=float, metavar="GB")
-    a.add_argument("--clean-workdir", action="store_true")
 
     p.add_argument("--submit", action="store_true", help="call sbatch now")
     return p
-
-
-def _error(message: str) -> None:
-    print(f"infant-tissue batch: error: {message}", file=sys.stderr)
-
-
-def _absolute(path: Path) -> Path:
-    """Absolute and normalised, without resolving symlinks (site paths stay as users know them)."""
-    return Path(os.path.abspath(os.path.expanduser(path)))
-
-
-def default_executable() -> Path | None:
-    """The ``infant-tissue`` beside this Python (its venv), else the one on PATH.
-
-    A SLURM job does not necessarily inherit an activated venv, so the script names it by path.
-    """
-    sibling = Path(sys.executable).with_name("infant-tissue")
-    if sibling.is_file():
-        return _absolute(sibling)
-    found = shutil.which("infant-tissue")
-    return _absolute(Path(found)) if found else None
-
-
-def _app_flags(args: argparse.Namespace) -> tuple[str, ...]:
-    flags: list[str] = []
-    for option in ("inference_mode", "vote", "device", "age_months", "mem_gb"):
-        value = getattr(args, option)
-        if value is not None:
-            flags += ["--" + option.replace("_", "-"), str(value)]
-    for option in ("skull_stripped", "keep_cerebellum", "clean_workdir", "skip_bids_validation"):
-        if getattr(args, option):
-            flags.append("--" + option.replace("_", "-"))
-    return tuple(flags)
-
-
-def _check_inputs(args: argparse.Namespace) -> tuple[int, str] | None:
-    """(exit code, message) for the first missing or conflicting input, else None."""
-    if not args.bids_dir.is_dir():
-        return EXIT_NOINPUT, f"{args.bids_dir}: BIDS folder not found"
-    if _absolute(args.bids_dir) == _absolute(args.output_dir):
-        return EXIT_USAGE, "output_dir must differ from bids_dir"
-    if args.container is not None and not args.container.is_file():
-        return EXIT_NOINPUT, f"{args.container}: container image not found"
-    for option in ("models", "derivatives", "templateflow_home"):
-        path = getattr(args, option)
-        if path is not None and not path.is_dir():
-            return EXIT_NOINPUT, f"{path}: --{option.replace('_', '-')} folder not found"
-    if args.bids_filter_file is not None and not args.bids_filter_file.is_file():
-        return EXIT_NOINPUT, f"{args.bids_filter_file}: BIDS filter file not found"
-    if args.container is None:
-        if args.executable is not None and not args.executable.is_file():
-            return EXIT_NOINPUT, f"{args.executable}: --executable not found"
-        if args.executable is None and default_executable() is None:
-            return EXIT_NOINPUT, "infant-tissue executable not found; give --executable PATH"
-    return None
-
-
-def _collect(
-    args: argparse.Namespace, participants: list[str] | None, sessions: list[str] | None
-) -> tuple[list, list] | int:
-    """The dataset's (usable, unusable) sessions, or an exit code after printing the error."""
-    from ..bids import (
-        BidsInputError,
-        ParticipantNotFoundError,
-        collect_sessions,
-        load_bids_filters,
-    )
-
-    try:
-        filters = load_bids_filters(args.bids_filter_file) if args.bids_filter_file else None
-        units = collect_sessions(
-            args.bids_dir, participants, sessions, filters, age_override=args.age_months
-        )
-    except ParticipantNotFoundError as exc:
-        _error(str(exc))
-        return EXIT_NOINPUT
-    except BidsInputError as exc:
-        _error(str(exc))
-        return EXIT_USAGE
-    return [u for u in units if u.ok], [u for u in units if not u.ok]
-
-
-def _plan(args: argparse.Namespace, app_extra: list[str], units) -> BatchPlan:
-    output_dir = _absolute(args.output_dir)
-    batch_dir = _absolute(args.batch_dir) if args.batch_dir else output_dir / "code" / "slurm"
-    common = {
-        "partition": args.partition,
-        "account": args.account,
-        "extra": tuple(args.sbatch_option),
-    }
-    container = None
-    executable = None
-    if args.container is not None:
-        container = Container(_absolute(args.container), args.runtime, tuple(args.bind))
-    else:
-        executable = _absolute(args.executable) if args.executable else default_executable()
-    return BatchPlan(
-        bids_dir=_absolute(args.bids_dir),
-        output_dir=output_dir,
-        work_dir=_absolute(args.work_dir),
-        batch_dir=batch_dir,
-        tasks=tuple(make_tasks(units)),
-        resources=Resources(
-            job_name=args.job_name,
-            cpus_per_task=args.cpus_per_task,
-            mem=args.mem,
-            time=args.time,
-            gpus=args.gpus,
-            max_running=args.max_running,
-            **common,
-        ),
-        # The group level is a few table reads and plots: one CPU, no GPU.
-        group_resources=Resources(
-            job_name=f"{args.job_name}-group",
-            cpus_per_task=1,
-            mem=args.group_mem,
-            time=args.group_time,
-            **common,
-        ),
-        app=AppOptions(
-            models=_absolute(args.models) if args.models else None,
-            derivatives=_absolute(args.derivatives) if args.derivatives else None,
-            bids_filter_file=_absolute(args.bids_filter_file) if args.bids_filter_file else None,
-            templateflow_home=(
-                _absolute(args.templateflow_home) if args.templateflow_home else None
-            ),
-            omp_nthreads=args.omp_nthreads,
-            flags=_app_flags(args) + tuple(app_extra),
-            group_flags=("--skip-bids-validation",) if args.skip_bids_validation else (),
-        ),
-        container=container,
-        executable=executable,
-        prologue=tuple(args.prologue),
-    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -355,48 +204,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(build_parser(), argv)
     if isinstance(args, int):
         return args
-    logging.basicConfig(level=logging.WARNING, format="infant-tissue batch: %(message)s")
-    logging.getLogger("bids").setLevel(logging.ERROR)
+    setup_logging(PROG, 0)
+    return guarded(PROG, lambda: _write(args, tuple(app_extra)))
 
-    problem = _check_inputs(args)
-    if problem:
-        _error(problem[1])
-        return problem[0]
+
+def _write(args: argparse.Namespace, app_extra: tuple[str, ...]) -> int:
+    made = plan_from_options(args, app_extra)
+    for line in made.skipped:
+        print(f"skipped {line}", file=sys.stderr)
+    plan = made.plan
     try:
-        participants = (
-            [check_label(x, "participant") for x in args.participant_label]
-            if args.participant_label
-            else None
-        )
-        sessions = (
-            [check_label(x, "session") for x in args.session_label] if args.session_label else None
-        )
-    except BatchError as exc:
-        _error(str(exc))
-        return EXIT_USAGE
-
-    collected = _collect(args, participants, sessions)
-    if isinstance(collected, int):
-        return collected
-    usable, unusable = collected
-    for unit in unusable:
-        # Not worth a SLURM allocation (maybe a GPU) to fail in a second; the group level
-        # lists these sessions as missing.
-        print(f"skipped {unit.label}: " + "; ".join(unit.problems), file=sys.stderr)
-    if not usable:
-        _error(f"{args.bids_dir}: no session with usable T1w and T2w images")
-        return EXIT_NOINPUT
-
-    try:
-        plan = _plan(args, app_extra, usable)
         files = write_batch(plan)
-    except BatchError as exc:
-        _error(str(exc))
-        return EXIT_USAGE
     except OSError as exc:
-        _error(f"cannot write the batch folder: {exc}")
-        return EXIT_CANTCREAT
-
+        raise output_error(plan.batch_dir, exc, "batch folder") from None
     how = f"{plan.container.runtime} {plan.container.image}" if plan.container else plan.executable
     throttle = f", at most {args.max_running} at once" if args.max_running else ""
     print(f"wrote {files.batch_dir}/")
@@ -412,17 +232,17 @@ def main(argv: list[str] | None = None) -> int:
     if not args.submit:
         print("submit with:")
         print(f"  {submit_line(files.batch_dir)}")
-        return EXIT_OK
+        return ExitCode.OK
     try:
         array_id, group_id = submit(files)
     except BatchError as exc:
-        _error(str(exc))
+        error(PROG, str(exc))
         print(f"the scripts are written; submit later with: sh {files.submit}", file=sys.stderr)
-        return EXIT_UNAVAILABLE
+        return ExitCode.UNAVAILABLE
     print(f"submitted array job {array_id} ({len(plan.tasks)} tasks{throttle})")
     print(f"submitted group job {group_id} (--dependency=afterany:{array_id})")
     print(f"watch with: squeue -j {array_id},{group_id}")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 if __name__ == "__main__":  # pragma: no cover

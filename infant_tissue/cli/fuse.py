@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from .common import parse_args
+from ._common import ExitCode, guarded, parse_args, setup_logging
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOINPUT = 0, 1, 64, 66
+PROG = "infant-tissue fuse"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="infant-tissue fuse",
+        prog=PROG,
         description="Fuse the MixACB blocks of trained runs (each becomes one ensemble member) "
         "and write a weight bundle recording the runs' data, configuration, software version and "
         "sha256.",
@@ -30,30 +29,27 @@ def main(argv: list[str] | None = None) -> int:
     if isinstance(args, int):
         return args
 
+    setup_logging(PROG)
+    return guarded(PROG, lambda: _fuse(args))
+
+
+def _fuse(args: argparse.Namespace) -> int:
     import torch
 
-    from ..bundle import BundleError
-    from ..training.fuse import fuse_runs
+    from ..training.ensemble import export_ensemble
 
-    try:
-        bundle = fuse_runs(
-            args.runs,
-            args.out,
-            name=args.name,
-            dtype=torch.float16 if args.float16 else torch.float32,
-            licence=args.licence,
-            description=args.description,
-            overwrite=args.force,
-        )
-    except FileNotFoundError as exc:
-        print(f"infant-tissue fuse: error: {exc}", file=sys.stderr)
-        return EXIT_NOINPUT
-    except (BundleError, ValueError) as exc:
-        print(f"infant-tissue fuse: error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+    bundle = export_ensemble(
+        args.runs,
+        args.out,
+        name=args.name,
+        dtype=torch.float16 if args.float16 else torch.float32,
+        licence=args.licence,
+        description=args.description,
+        overwrite=args.force,
+    )
     error = bundle.metadata["provenance"]["fusion_max_abs_error"]
     print(
         f"wrote {bundle.path}: {len(bundle)} members, fused vs trained max |Δ logits| {error:.1e}, "
         f"sha256 {bundle.sha256}"
     )
-    return EXIT_OK
+    return ExitCode.OK

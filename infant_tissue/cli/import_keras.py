@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import shlex
 import sys
 
 from .. import __version__
-from .common import parse_args
+from ._common import ExitCode, guarded, parse_args, setup_logging
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOINPUT = 0, 1, 64, 66
+PROG = "infant-tissue import-keras"
 
 EXAMPLES = """\
 examples:
@@ -24,7 +23,7 @@ examples:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="infant-tissue import-keras",
+        prog=PROG,
         description=(
             "Convert Keras-2 HDF5 weight files of the 3D-MASNet DU-Net (reference implementation "
             "layout) into an infant-tissue weight bundle: one safetensors member per file, "
@@ -70,36 +69,25 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(parser, argv)
     if isinstance(args, int):
         return args
-    logging.basicConfig(
-        level=logging.DEBUG
-        if args.verbose > 1
-        else logging.INFO
-        if args.verbose
-        else logging.WARNING,
-        format="%(levelname)s: %(message)s",
-    )
-    # Imported here so that --help stays fast.
-    from ..keras_import import KerasImportError, import_keras_bundle
-
+    setup_logging(PROG, args.verbose)
     command = "infant-tissue import-keras " + " ".join(
         shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])
     )
-    try:
-        bundle = import_keras_bundle(
-            args.files,
-            args.out,
-            form=args.form,
-            name=args.name,
-            fusion_epsilon=args.fusion_epsilon,
-            licence=args.licence,
-            command=f"{command} (infant-tissue {__version__})",
-            overwrite=args.force,
-        )
-    except FileNotFoundError as exc:
-        print(f"infant-tissue import-keras: error: {exc}", file=sys.stderr)
-        return EXIT_NOINPUT
-    except (KerasImportError, ValueError) as exc:
-        print(f"infant-tissue import-keras: error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+    return guarded(PROG, lambda: _import(args, f"{command} (infant-tissue {__version__})"))
+
+
+def _import(args: argparse.Namespace, command: str) -> int:
+    from ..nn.keras import import_keras_bundle  # here, so that --help stays fast
+
+    bundle = import_keras_bundle(
+        args.files,
+        args.out,
+        form=args.form,
+        name=args.name,
+        fusion_epsilon=args.fusion_epsilon,
+        licence=args.licence,
+        command=command,
+        overwrite=args.force,
+    )
     print(f"wrote {bundle.path} ({len(bundle)} members, sha256 {bundle.sha256})")
-    return EXIT_OK
+    return ExitCode.OK

@@ -10,6 +10,7 @@ import importlib
 import sys
 
 from .. import __version__
+from ..errors import ExitCode
 
 #: command name -> (module, one-line summary)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -47,13 +48,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
 }
 
-EXIT_USAGE = 64
-
-
-def register_command(name: str, module: str, summary: str) -> None:
-    """Add a command (used by modules that grow the CLI)."""
-    COMMANDS[name] = (module, summary)
-
 
 def usage() -> str:
     width = max(len(n) for n in COMMANDS)
@@ -77,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv:
         print(usage(), file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     if argv[0] == "--commands":
         print(usage())
         return 0

@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 import time
 from pathlib import Path
 
-from ..bids import mniinfant_cohort
 from ..phantoms import (
     DEFAULT_SHAPE,
     MIN_SIDE,
@@ -28,13 +26,10 @@ from ..phantoms import (
     write_iseg_dataset,
 )
 from ..phantoms.templates import write_templateflow
-from .common import parse_args
+from ..utils.templates import mniinfant_cohort
+from ._common import ExitCode, error, parse_args, setup_logging
 
 logger = logging.getLogger("infant_tissue.cli.make_phantoms")
-
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 64
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -85,21 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _configure_logging(verbose: bool) -> None:
-    if not logging.getLogger().handlers:
-        logging.basicConfig(
-            stream=sys.stderr, format="infant-tissue make-phantoms: %(levelname)s: %(message)s"
-        )
-    logging.getLogger("infant_tissue").setLevel(logging.INFO if verbose else logging.WARNING)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the command; returns the exit status."""
     parser = build_parser()
     args = parse_args(parser, argv)
     if isinstance(args, int):
         return args
-    _configure_logging(args.verbose)
+    setup_logging("infant-tissue make-phantoms", 1 if args.verbose else 0)
     out: Path = args.out
     try:
         if out.exists() and not out.is_dir():
@@ -124,8 +111,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"TemplateFlow: {args.templateflow} (phantom MNIInfant cohorts {cohorts})"
             )
     except (ValueError, OSError) as exc:
-        logger.error("%s", exc)
-        return EXIT_FAILURE
+        error("infant-tissue make-phantoms", str(exc))
+        return ExitCode.FAILED
     elapsed = time.perf_counter() - start
     lines = [f"{len(subjects)} phantom subject(s), seed {args.seed}, {elapsed:.1f} s", *targets, ""]
     lines.append("subject  age(mo)  sex  orientation  T1w voxel (mm)  T2w voxel (mm)")
@@ -136,4 +123,4 @@ def main(argv: list[str] | None = None) -> int:
             f"{'x'.join(f'{v:g}' for v in acq.t1w_voxel):<14}  {'x'.join(f'{v:g}' for v in acq.t2w_voxel)}"
         )
     print("\n".join(lines))
-    return EXIT_OK
+    return ExitCode.OK

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
-from .common import parse_args
+from ._common import ExitCode, guarded, parse_args, setup_logging
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 64
+PROG = "infant-tissue model-info"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="infant-tissue model-info",
+        prog=PROG,
         description="Check every member's sha256, rebuild each member strictly, and print the "
         "bundle's architecture, parameter count and provenance.",
     )
@@ -23,20 +22,21 @@ def main(argv: list[str] | None = None) -> int:
     if isinstance(args, int):
         return args
 
-    from ..bundle import BundleError, load_bundle
+    setup_logging(PROG)
+    return guarded(PROG, lambda: _describe(args))
+
+
+def _describe(args: argparse.Namespace) -> int:
+    from ..bundle import load_bundle
     from ..nn import count_parameters
 
-    try:
-        bundle = load_bundle(args.bundle)
-        params = count_parameters(bundle.build_network())
-        for i in range(len(bundle)):
-            bundle.build_member(i)
-    except BundleError as exc:
-        print(f"infant-tissue model-info: error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+    bundle = load_bundle(args.bundle)
+    params = count_parameters(bundle.build_network())
+    for i in range(len(bundle)):
+        bundle.build_member(i)
     if args.json:
         print(json.dumps(bundle.metadata, indent=2))
-        return EXIT_OK
+        return ExitCode.OK
     arch = bundle.architecture
     prov = bundle.metadata.get("provenance", {})
     lines = [
@@ -56,4 +56,4 @@ def main(argv: list[str] | None = None) -> int:
     if bundle.metadata.get("licence"):
         lines.append(f"licence       {bundle.metadata['licence']}")
     print("\n".join(lines))
-    return EXIT_OK
+    return ExitCode.OK

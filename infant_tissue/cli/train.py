@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import shlex
 import sys
 from pathlib import Path
 
 from ..bundle import DEFAULT_INPUT_DOMAIN, INPUT_DOMAINS
-from .common import parse_args
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOINPUT = 0, 1, 64, 66
+from ._common import ExitCode, error, parse_args, setup_logging
 
 EXAMPLES = """\
 examples:
@@ -105,15 +102,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(parser, argv)
     if isinstance(args, int):
         return args
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose > 1 else logging.INFO,
-        format="%(asctime)s %(levelname)s: %(message)s",
-    )
+    setup_logging("infant-tissue train", args.verbose, timestamps=True)
     from ..training import TrainingConfig, find_iseg_subjects, load_iseg_subject, split_folds
     from ..training.trainer import train
 
-    def fail(message: str, code: int = EXIT_FAILED) -> int:
-        print(f"infant-tissue train: error: {message}", file=sys.stderr)
+    def fail(message: str, code: int = ExitCode.FAILED) -> int:
+        error("infant-tissue train", message)
         return code
 
     try:
@@ -128,13 +122,15 @@ def main(argv: list[str] | None = None) -> int:
             base["architecture_kwargs"] = json.loads(args.arch_kwargs)
         config = TrainingConfig.from_dict(base)
     except FileNotFoundError as exc:
-        return fail(f"{exc.filename}: no such file", EXIT_NOINPUT)
+        return fail(f"{exc.filename}: no such file", ExitCode.NOINPUT)
     except (ValueError, TypeError) as exc:
-        return fail(str(exc), EXIT_USAGE)
+        return fail(str(exc), ExitCode.USAGE)
 
     is_bids = (Path(args.data) / "dataset_description.json").is_file()
     if is_bids and not args.derivatives:
-        return fail(f"{args.data}: a BIDS dataset; give --derivatives with its dseg labels", 64)
+        return fail(
+            f"{args.data}: a BIDS dataset; give --derivatives with its dseg labels", ExitCode.USAGE
+        )
     try:
         if args.derivatives:
             from ..training.bids_data import load_bids_subjects
@@ -146,17 +142,19 @@ def main(argv: list[str] | None = None) -> int:
                 dseg_desc=args.dseg_desc,
             )
             if not subjects:
-                return fail(f"{args.derivatives}: no labelled session found", EXIT_NOINPUT)
+                return fail(f"{args.derivatives}: no labelled session found", ExitCode.NOINPUT)
             names = list(subjects)
         else:
             files = find_iseg_subjects(args.data)
             if not files:
-                return fail(f"{args.data}: no iSeg-layout subjects (subject-N-T1.*)", EXIT_NOINPUT)
+                return fail(
+                    f"{args.data}: no iSeg-layout subjects (subject-N-T1.*)", ExitCode.NOINPUT
+                )
             names = [f.name.split("-T1.")[0] for f in files]
             subjects = {n: load_iseg_subject(f) for n, f in zip(names, files, strict=True)}
         train_names, val_names = split_folds(names, config.folds, config.fold, config.seed)
     except FileNotFoundError as exc:
-        return fail(str(exc), EXIT_NOINPUT)
+        return fail(str(exc), ExitCode.NOINPUT)
     except ValueError as exc:
         return fail(str(exc))
 
@@ -192,4 +190,4 @@ def main(argv: list[str] | None = None) -> int:
         f"{last.get('val_dice_csf', float('nan')):.3f} GM {last.get('val_dice_gm', float('nan')):.3f} "
         f"WM {last.get('val_dice_wm', float('nan')):.3f}"
     )
-    return EXIT_OK
+    return ExitCode.OK

@@ -7,20 +7,46 @@ label); faster modes are named and documented in :mod:`.modes` and ``docs/infere
 
 from __future__ import annotations
 
-from .devices import resolve_device
-from .engine import SlidingWindowInferer
+import importlib
+
+# torch-free modules, imported at once; the functions ``postprocess`` and ``normalise`` must win
+# over the submodules of the same name, which importing a submodule would otherwise bind here
 from .modes import FAST_ALIAS, InferenceMode, parse_mode
 from .postprocess import fill_holes, keep_largest_component, postprocess, relabel_small_islands
-from .predictor import Predictor, SegmentationResult, segment, segment_with_info
 from .preprocess import normalise
-from .vote import EnsembleAccumulator, majority_vote, soft_vote
-from .windows import (
-    gaussian_importance,
-    pad_amounts,
-    window_grid,
-    window_starts,
-    windows_with_foreground,
-)
+
+#: public name -> submodule defining it, for the modules that import torch: imported on first
+#: use (PEP 562), so that the command line can validate ``--inference-mode`` (:mod:`.modes`)
+#: without importing torch.
+_EXPORTS = {
+    "resolve_device": "devices",
+    "SlidingWindowInferer": "engine",
+    "Predictor": "predictor",
+    "SegmentationResult": "predictor",
+    "segment": "predictor",
+    "segment_with_info": "predictor",
+    "EnsembleAccumulator": "vote",
+    "majority_vote": "vote",
+    "soft_vote": "vote",
+    "gaussian_importance": "windows",
+    "pad_amounts": "windows",
+    "window_grid": "windows",
+    "window_starts": "windows",
+    "windows_with_foreground": "windows",
+}
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])
+
 
 __all__ = [
     "FAST_ALIAS",

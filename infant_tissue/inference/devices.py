@@ -14,15 +14,14 @@ from collections.abc import Iterator
 
 import torch
 
-LOGGER = logging.getLogger(__name__)
+from .._types import PRECISIONS, DeviceSpec, Precision, check_device_spec
 
-#: Accepted values of ``precision``.
-PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
+LOGGER = logging.getLogger(__name__)
 
 _CUDA = re.compile(r"^cuda(?::(\d+))?$")
 
 
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
+def resolve_device(device: DeviceSpec | torch.device = "auto") -> torch.device:
     """Turn ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` into a usable ``torch.device``.
 
     ``"auto"`` picks the first CUDA device when PyTorch can see one and the CPU otherwise (with a
@@ -36,9 +35,7 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """
     if isinstance(device, torch.device):
         device = str(device)
-    if not isinstance(device, str):
-        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
-    spec = device.strip().lower()
+    spec = check_device_spec(device)
     if spec == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda", torch.cuda.current_device())
@@ -49,8 +46,6 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if spec == "cpu":
         return torch.device("cpu")
     match = _CUDA.match(spec)
-    if not match:
-        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
     if not torch.cuda.is_available():
         build = "a CPU-only PyTorch build" if torch.version.cuda is None else "no visible GPU"
         raise ValueError(
@@ -64,7 +59,7 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return torch.device("cuda", index)
 
 
-def check_precision(precision: str, device: torch.device) -> str:
+def check_precision(precision: Precision, device: torch.device) -> Precision:
     """Validate ``precision``; fp16/bf16 on the CPU are allowed but logged as slow there."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")

@@ -57,7 +57,7 @@ class Progress:
             return
         percent = 100.0 * self.done / self.total
         if percent + 1e-9 >= self._next_log:
-            LOGGER.info("%s: %d/%d (%.0f%%)", self.description, self.done, self.total, percent)
+            LOGGER.debug("%s: %d/%d (%.0f%%)", self.description, self.done, self.total, percent)
             while self._next_log <= percent + 1e-9:
                 self._next_log += self.log_every
 

@@ -9,12 +9,10 @@ once; :func:`majority_vote` and :func:`soft_vote` are the plain array versions.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
 
 import numpy as np
 import torch
 
-Vote = Literal["hard", "soft"]
 VOTES: tuple[str, ...] = ("hard", "soft")
 
 

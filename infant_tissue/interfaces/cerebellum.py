@@ -18,7 +18,7 @@ from nipype.interfaces.base import (
 )
 
 from ..anat import cerebellum as cb
-from ..images import write_atomic
+from ..utils.atomic import write_atomic
 from .preproc import _out, _set_threads
 
 

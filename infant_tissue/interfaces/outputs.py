@@ -15,17 +15,10 @@ from nipype.interfaces.base import (
     traits,
 )
 
-from ..derivatives import (
-    VOLUME_COLUMNS,
-    bids_relative,
-    derivative_path,
-    removed_region_row,
-    tissue_volumes,
-    volumes_tsv,
-    write_derivative,
-)
-from ..images import reorient_like, to_canonical
+from ..anat.volumes import VOLUME_COLUMNS, removed_region_row, tissue_volumes, volumes_tsv
 from ..labels import from_model
+from ..layout import bids_relative, derivative_path, write_derivative
+from ..utils.images import reorient_like, to_canonical
 
 
 class _SinkInputSpec(BaseInterfaceInputSpec):

@@ -1,4 +1,5 @@
-"""Nipype wrappers of :mod:`infant_tissue.preprocessing` (ANTs registration, N4, masks)."""
+"""Nipype wrappers of :mod:`infant_tissue.anat.preprocessing` and :mod:`infant_tissue.anat.grid`
+(ANTs registration, brain masks, N4, the model grid)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from nipype.interfaces.base import (
     traits,
 )
 
-from .. import preprocessing as pp
+from ..anat import grid
+from ..anat import preprocessing as pp
 
 
 def _out(runtime, name: str) -> str:
@@ -166,7 +168,7 @@ class ResampleToModelGrid(SimpleInterface):
 
     def _run_interface(self, runtime):
         outs = {k: _out(runtime, f"{k}_model_grid.nii.gz") for k in ("t1w", "t2w", "mask")}
-        pp.resample_to_1mm(
+        grid.resample_to_model_grid(
             self.inputs.t1w,
             self.inputs.t2w,
             self.inputs.mask,

@@ -7,6 +7,7 @@ reused by the Keras importer, which fuses training-form weight files on import.
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 
 def fold_batchnorm(
@@ -89,3 +90,32 @@ def block_diagonal_kernel(
         i += k.shape[1]
     bias = torch.cat([b for _, b in groups])
     return kernel, bias
+
+
+def randomise_batchnorm_(model: nn.Module, seed: int = 1) -> nn.Module:
+    """Give every BatchNorm non-trivial affine parameters and running statistics, in place.
+
+    Freshly built networks have identity BatchNorms, which would hide a wrong fold: fusion is
+    checked (tests, ``infant-tissue demo``, :func:`fusion_error`) after this.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.affine:
+            c = module.num_features
+            with torch.no_grad():
+                module.weight.copy_(torch.rand(c, generator=generator) + 0.5)
+                module.bias.copy_(torch.randn(c, generator=generator) * 0.2)
+                module.running_mean.copy_(torch.randn(c, generator=generator) * 0.2)
+                module.running_var.copy_(torch.rand(c, generator=generator) * 1.5 + 0.25)
+    return model
+
+
+def fusion_error(model: nn.Module, fused: nn.Module, x: torch.Tensor) -> float:
+    """Largest absolute difference between the outputs of ``model`` (eval mode) and ``fused``."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            return (fused(x) - model(x)).abs().max().item()
+    finally:
+        model.train(was_training)

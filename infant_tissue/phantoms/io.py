@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -13,43 +12,12 @@ import nibabel as nib
 import numpy as np
 
 from .. import __version__
-from ..images import write_atomic
 from ..labels import NIPREPS_DSEG_TSV, from_model
+from ..utils.atomic import write_atomic
 from .anatomy import SESSION, PhantomSubject
 from .forms import IsegVolumes, make_bids_subject, make_iseg_subject
 
 logger = logging.getLogger(__name__)
-
-
-def save_image_atomic(image: nib.spatialimages.SpatialImage, path: Path) -> None:
-    """Save ``image`` so that no reader ever sees a partial file.
-
-    NIfTI goes through :func:`infant_tissue.images.write_atomic`. An Analyze ``.hdr/.img``
-    pair (which that function does not handle) is saved under a temporary name in the same
-    folder and renamed, the ``.img`` before the ``.hdr``, so a visible header always has its
-    data.
-    """
-    path = Path(path)
-    if path.name.endswith((".nii.gz", ".nii")):
-        write_atomic(image, path)
-        return
-    if not path.name.endswith(".hdr"):
-        raise ValueError(f"{path}: unsupported image extension (expected .nii.gz, .nii or .hdr)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name[:-4]}.tmp-{os.getpid()}.hdr")
-    moves = [(tmp.with_suffix(".img"), path.with_suffix(".img")), (tmp, path)]
-    try:
-        nib.save(image, str(tmp))
-        for src, dst in moves:
-            os.replace(src, dst)
-    finally:
-        for src, _ in moves:
-            src.unlink(missing_ok=True)
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write a text file through :func:`infant_tissue.images.write_atomic`."""
-    write_atomic(text, Path(path))
 
 
 def _json(data: dict) -> str:
@@ -90,11 +58,11 @@ def write_iseg_subject(
         stem = out_dir / f"subject-{number}-{kind}"
         if analyze:
             path = stem.with_name(stem.name + ".hdr")
-            save_image_atomic(nib.AnalyzeImage(data, volumes.affine), path)
+            write_atomic(nib.AnalyzeImage(data, volumes.affine), path)
             written.append(path)
         if nifti:
             path = stem.with_name(stem.name + ".nii.gz")
-            save_image_atomic(nib.Nifti1Image(data, volumes.affine), path)
+            write_atomic(nib.Nifti1Image(data, volumes.affine), path)
             written.append(path)
     return written
 
@@ -105,7 +73,7 @@ def write_iseg_dataset(
     """Render and write the iSeg form of every subject into ``out_dir``."""
     written = []
     for subject in subjects:
-        logger.info("rendering iSeg subject-%d", subject.iseg_number)
+        logger.debug("rendering iSeg subject-%d", subject.iseg_number)
         written += write_iseg_subject(
             out_dir, subject.iseg_number, make_iseg_subject(subject), analyze=analyze, nifti=nifti
         )
@@ -178,11 +146,11 @@ def write_bids_dataset(
     written: list[Path] = []
 
     def text(path: Path, content: str) -> None:
-        write_text_atomic(path, content)
+        write_atomic(content, path)
         written.append(path)
 
     def image(path: Path, img: nib.Nifti1Image) -> None:
-        save_image_atomic(img, path)
+        write_atomic(img, path)
         written.append(path)
 
     text(root / "dataset_description.json", _json(_description("raw", seed)))
@@ -190,7 +158,7 @@ def write_bids_dataset(
     participants = ["participant_id\tage\tsex"]
     for subject in subjects:
         sub, ses = f"sub-{subject.participant}", f"ses-{SESSION}"
-        logger.info("rendering BIDS %s", sub)
+        logger.debug("rendering BIDS %s", sub)
         volumes = make_bids_subject(subject, skull_stripped=skull_stripped)
         anat = root / sub / ses / "anat"
         prefix = f"{sub}_{ses}"

@@ -18,7 +18,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from ..images import write_atomic
+from ..utils.atomic import write_atomic
 from .anatomy import DEFAULT_SHAPE, sample_subject
 from .forms import _grid
 from .render import brain_mask, hindbrain_mask, render_classes, render_image, to_int16

@@ -1,8 +1,8 @@
 """QC reports: a per-session HTML page with figures, and a cohort page (fMRIPrep-style)."""
 
-from .group_report import generate_group_report
+from .group import generate_group_report
 from .runtime import RunRecord, RunRecorder, load_run_record
-from .session import generate_session_report, generate_session_reports, session_report_path
+from .session import generate_session_report, generate_session_reports
 
 __all__ = [
     "RunRecord",
@@ -11,5 +11,4 @@ __all__ = [
     "generate_session_report",
     "generate_session_reports",
     "load_run_record",
-    "session_report_path",
 ]

@@ -22,11 +22,16 @@ import numpy as np  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
 from nilearn import plotting  # noqa: E402
 
+from ..labels import TISSUE_TABLE  # noqa: E402
+from ..utils.atomic import write_atomic  # noqa: E402
+
 #: Orientation name -> nilearn display mode and the world axis it cuts along.
 ORIENTATIONS = {"sagittal": ("x", 0), "coronal": ("y", 1), "axial": ("z", 2)}
-#: Colours of the NiPreps dseg labels 1 GM, 2 WM, 3 CSF (and the probability maps).
-TISSUE_COLOURS = {"GM": "#f0a030", "WM": "#3ec46d", "CSF": "#3a8ee6"}
-DSEG_CMAP = ListedColormap([TISSUE_COLOURS["GM"], TISSUE_COLOURS["WM"], TISSUE_COLOURS["CSF"]])
+#: Colours of the tissues (and of the NiPreps dseg labels, in their order), from the tissue table.
+TISSUE_COLOURS = {t.name: t.colour for t in TISSUE_TABLE}
+DSEG_CMAP = ListedColormap([t.colour for t in sorted(TISSUE_TABLE, key=lambda t: t.nipreps_index)])
+#: How the captions name them.
+TISSUE_COLOUR_NAMES = "GM orange, WM green, CSF blue"
 ROW_HEIGHT = 2.3
 WIDTH = 12.0
 DPI = 90
@@ -120,13 +125,13 @@ def _rows_figure(n_rows: int):
 
 
 def _save(fig, out_file: str | Path) -> Path:
-    out = Path(out_file)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp.png")
-    fig.savefig(tmp, dpi=DPI, facecolor=fig.get_facecolor())
-    plt.close(fig)
-    tmp.replace(out)
-    return out
+    try:
+        return write_atomic(
+            lambda tmp: fig.savefig(tmp, format="png", dpi=DPI, facecolor=fig.get_facecolor()),
+            out_file,
+        )
+    finally:
+        plt.close(fig)
 
 
 def _anat_in_three_orientations(

@@ -8,7 +8,7 @@ from typing import Any
 
 import jinja2
 
-from ..images import write_atomic
+from ..utils.atomic import write_atomic
 
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("infant_tissue.reports", "templates"),

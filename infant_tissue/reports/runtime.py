@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..images import write_atomic
+from ..layout import runtime_path
+from ..utils.atomic import write_atomic
 
 #: Stage of a node, from the sub-workflow it belongs to.
 STAGES = {
@@ -27,16 +28,10 @@ STAGES = {
 }
 
 
-def runtime_path(output_dir: Path, subject: str, session: str | None) -> Path:
-    """``output_dir/sub-X/log/sub-X[_ses-Y]_runtime.json``."""
-    prefix = f"sub-{subject}" + (f"_ses-{session}" if session else "")
-    return Path(output_dir) / f"sub-{subject}" / "log" / f"{prefix}_runtime.json"
-
-
 def software_versions() -> dict[str, str]:
     """Versions of the software whose numbers a methods section cites."""
     versions = {"infant-tissue": __version__, "python": platform.python_version()}
-    for name in ("torch", "nipype", "ants", "SimpleITK", "nibabel", "numpy", "templateflow"):
+    for name in ("torch", "nipype", "ants", "nibabel", "numpy", "templateflow"):
         try:
             module = __import__(name)
             versions[name] = str(getattr(module, "__version__", None) or module.Version())

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import layout
 from . import figures
 from .boilerplate import methods_from_info
 from .html import relative_link, render_report
@@ -22,55 +23,9 @@ from .runtime import RunRecord, load_run_record
 
 LOGGER = logging.getLogger("infant_tissue.reports")
 
-#: derivative key -> file name ending (after the session prefix and any source entities)
-DERIVATIVES = {
-    "t1w": "_desc-preproc_T1w.nii.gz",
-    "t2w": "_space-T1w_desc-preproc_T2w.nii.gz",
-    "mask": "_space-T1w_desc-brain_mask.nii.gz",
-    "dseg": "_space-T1w_dseg.nii.gz",
-    "dseg_json": "_space-T1w_dseg.json",
-    "volumes": "_desc-tissue_volumes.tsv",
-    "prob_CSF": "_space-T1w_label-CSF_probseg.nii.gz",
-    "prob_GM": "_space-T1w_label-GM_probseg.nii.gz",
-    "prob_WM": "_space-T1w_label-WM_probseg.nii.gz",
-    "removed": "_space-T1w_desc-cerebellumbrainstem_mask.nii.gz",
-}
-
-
-def session_prefix(subject: str, session: str | None) -> str:
-    return f"sub-{subject}" + (f"_ses-{session}" if session else "")
-
-
-def session_report_path(output_dir: Path, subject: str, session: str | None) -> Path:
-    """``output_dir/sub-X[_ses-Y].html`` (where the group tables look for it)."""
-    return Path(output_dir) / f"{session_prefix(subject, session)}.html"
-
-
-def figures_dir(output_dir: Path, subject: str) -> Path:
-    return Path(output_dir) / f"sub-{subject}" / "figures"
-
-
-def find_derivatives(output_dir: Path, subject: str, session: str | None) -> dict[str, Path]:
-    """The session's derivative files that exist, by :data:`DERIVATIVES` key."""
-    anat = Path(output_dir) / f"sub-{subject}"
-    if session:
-        anat = anat / f"ses-{session}"
-    anat = anat / "anat"
-    prefix = session_prefix(subject, session)
-    found: dict[str, Path] = {}
-    if not anat.is_dir():
-        return found
-    names = sorted(p for p in anat.iterdir() if p.name.startswith(prefix + "_"))
-    for key, ending in DERIVATIVES.items():
-        match = [p for p in names if p.name.endswith(ending)]
-        if match:
-            found[key] = match[0]
-    return found
-
 
 def latest_crash_file(output_dir: Path, subject: str, session: str | None) -> Path | None:
-    log = Path(output_dir) / f"sub-{subject}" / "log"
-    crashes = sorted(log.glob(f"crash-{session or 'nosession'}-*.txt")) if log.is_dir() else []
+    crashes = layout.crash_files(output_dir, subject, session)
     return crashes[-1] if crashes else None
 
 
@@ -162,7 +117,7 @@ def _figure_plan(
         add(
             f"tissues-{orientation}",
             f"Tissues, {orientation}",
-            "Label map over the T1w: GM orange, WM green, CSF blue. Look for WM/GM swaps in "
+            f"Label map over the T1w: {figures.TISSUE_COLOUR_NAMES}. Look for WM/GM swaps in "
             "poorly myelinated regions and CSF leaking outside the brain.",
             f"desc-{orientation}_dseg",
             lambda p, o=orientation: figures.plot_tissue_mosaic(
@@ -217,9 +172,9 @@ def generate_session_report(
     started = time.time()
     output_dir = Path(output_dir)
     record = record or load_run_record(output_dir, subject, session)
-    prefix = session_prefix(subject, session)
-    report_path = session_report_path(output_dir, subject, session)
-    files = find_derivatives(output_dir, subject, session)
+    prefix = layout.session_prefix(subject, session)
+    report_path = layout.report_path(output_dir, subject, session)
+    files = layout.find_session_derivatives(output_dir, subject, session)
     crash = latest_crash_file(output_dir, subject, session)
     complete = "dseg" in files and "volumes" in files
     failed = not complete or (record is not None and record.status == "failed")
@@ -232,7 +187,7 @@ def generate_session_report(
         error = "no outputs and no crash file: the session has not been run (or was interrupted)"
 
     made: list[Figure] = []
-    fig_dir = figures_dir(output_dir, subject)
+    fig_dir = layout.figures_dir(output_dir, subject)
     shown: dict = dict(files)
     plan = _figure_plan(files, shown, fig_dir, prefix) if not failed else []
     if any(refresh_figures or not fig.path.is_file() for fig, _ in plan) and "mask" in files:
@@ -317,5 +272,5 @@ def generate_session_reports(
                 )
             )
         except Exception as exc:  # noqa: BLE001 - reports are a by-product
-            LOGGER.warning("%s: report failed: %s", session_prefix(subject, session), exc)
+            LOGGER.warning("%s: report failed: %s", layout.session_prefix(subject, session), exc)
     return reports

@@ -18,6 +18,7 @@ import nibabel as nib
 import numpy as np
 from nibabel.processing import resample_from_to
 
+from ..anat.grid import model_grid
 from .data import Subject, zscore_nonzero
 
 LOGGER = logging.getLogger("infant_tissue.training")
@@ -112,28 +113,10 @@ def find_dseg(derivatives: Path, subject: str, session: str | None, desc: str | 
     return found[0]
 
 
-def _brain_grid(label_img: nib.Nifti1Image, margin_mm: float = 8.0):
-    """A 1 mm RAS grid around the labelled voxels (the inference model grid)."""
-    idx = np.argwhere(np.asanyarray(label_img.dataobj) > 0)
-    if idx.size == 0:
-        raise ValueError("the label map has no labelled voxel")
-    lo_idx, hi_idx = idx.min(0), idx.max(0)
-    box = np.array(
-        [[i, j, k] for i in (lo_idx[0], hi_idx[0]) for j in (lo_idx[1], hi_idx[1])
-         for k in (lo_idx[2], hi_idx[2])]
-    )  # fmt: skip
-    world = nib.affines.apply_affine(label_img.affine, box)
-    lo, hi = world.min(0) - margin_mm, world.max(0) + margin_mm
-    shape = tuple(int(np.ceil(h - low)) + 1 for low, h in zip(lo, hi, strict=True))
-    affine = np.eye(4)
-    affine[:3, 3] = lo
-    return shape, affine
-
-
 def _t2w_on_t1w_grid(t1w_file: Path, t2w_file: Path) -> nib.Nifti1Image:
     import tempfile
 
-    from ..preprocessing import register_rigid
+    from ..anat.preprocessing import register_rigid
 
     LOGGER.info("%s: not on the T1w's grid; registering it rigidly (ANTs)", t2w_file.name)
     with tempfile.TemporaryDirectory(prefix="infant-tissue-t2w-") as tmp:
@@ -147,7 +130,7 @@ def load_bids_subject(
     name: str, t1w_file: Path, t2w_file: Path, dseg_file: Path, mapping: dict[int, int]
 ) -> Subject:
     """One session on the model grid (see the module docstring)."""
-    from ..images import load_image, same_grid
+    from ..utils.images import load_image, same_grid
 
     t1_img = load_image(t1w_file, kind="T1w")
     t2_img = load_image(t2w_file, kind="T2w")
@@ -166,7 +149,7 @@ def load_bids_subject(
     for index, cls in mapping.items():
         lut[index] = cls
     model_labels = nib.Nifti1Image(lut[raw.astype(np.int64)], label_img.affine)
-    target = _brain_grid(model_labels)
+    target = model_grid(model_labels)
     label = np.asanyarray(resample_from_to(model_labels, target, order=0).dataobj).astype(np.uint8)
     brain = label > 0
     channels = []
@@ -188,7 +171,7 @@ def load_bids_subjects(
     """Every session of ``bids_dir`` with a T1w, a T2w and a labelled dseg in ``derivatives``,
     keyed ``sub-X[_ses-Y]``; a session without labels is skipped with a log line, a broken one
     raises naming its file."""
-    from ..bids import collect_sessions
+    from ..utils.bids import collect_sessions
 
     bids_dir, derivatives = Path(bids_dir), Path(derivatives)
     subjects: dict[str, Subject] = {}

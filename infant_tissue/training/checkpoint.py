@@ -9,7 +9,6 @@ previous checkpoint or the new one, never a mix.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -19,15 +18,10 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..bundle import sha256_file
+from ..utils.atomic import write_atomic
 
 TENSORS = "checkpoint.safetensors"
 STATE = "checkpoint.json"
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def save_checkpoint(
@@ -45,10 +39,8 @@ def save_checkpoint(
         for key, value in state.items():
             tensors[f"optim.{index}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
     tensors["rng.torch"] = torch.get_rng_state()
-    tmp = run_dir / f".{TENSORS}.tmp-{os.getpid()}"
-    save_file(tensors, str(tmp))
-    digest = sha256_file(tmp)
-    os.replace(tmp, run_dir / TENSORS)
+    write_atomic(lambda tmp: save_file(tensors, str(tmp)), run_dir / TENSORS)
+    digest = sha256_file(run_dir / TENSORS)
     state = {
         "epoch": epoch,
         "sha256": digest,
@@ -56,7 +48,7 @@ def save_checkpoint(
         "numpy_rng": rng.bit_generator.state,
         **(extra or {}),
     }
-    _atomic_write_text(run_dir / STATE, json.dumps(state, indent=1, default=_json_default))
+    write_atomic(json.dumps(state, indent=1, default=_json_default), run_dir / STATE)
 
 
 def _json_default(value: Any) -> Any:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -15,12 +14,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
 from tqdm import tqdm
 
 from .. import __version__
-from ..bundle import sha256_file
+from ..inference.devices import resolve_device
 from ..nn import build_model
+from ..utils.atomic import write_atomic
 from .checkpoint import STATE, load_checkpoint, save_checkpoint
 from .config import TrainingConfig
 from .data import Subject
@@ -31,6 +30,7 @@ from .losses import (
     keras_l2_penalty,
     regularised_kernels,
 )
+from .runs import load_run, save_run
 from .sampling import PatchSampler
 
 LOGGER = logging.getLogger(__name__)
@@ -44,8 +44,6 @@ LOG_FIELDS = [
     "val_dice_wm",
     "seconds",
 ]
-MODEL_WEIGHTS = "model.safetensors"
-MODEL_INFO = "model.json"
 
 
 @dataclass
@@ -53,14 +51,6 @@ class TrainingResult:
     run_dir: Path
     epochs_run: int
     history: list[dict[str, float]]
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"device {device!r} requested but no CUDA device is visible")
-    return torch.device(device)
 
 
 def _read_log(path: Path, upto_epoch: int) -> list[dict[str, float]]:
@@ -72,12 +62,13 @@ def _read_log(path: Path, upto_epoch: int) -> list[dict[str, float]]:
 
 
 def _write_log(path: Path, rows: list[dict[str, float]]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with tmp.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, LOG_FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
+    def write(tmp: Path) -> None:
+        with tmp.open("w", newline="") as fh:
+            writer = csv.DictWriter(fh, LOG_FIELDS)
+            writer.writeheader()
+            writer.writerows(rows)
+
+    write_atomic(write, path)
 
 
 def initialise_from_run(
@@ -88,8 +79,6 @@ def initialise_from_run(
     Raises ValueError when the run's architecture differs from ``config``'s: a partial or
     reshaped load would silently train something else.
     """
-    from .fuse import load_run
-
     source, info = load_run(run_dir)
     arch = info["architecture"]
     if arch["name"] != config.architecture or arch.get("kwargs", {}) != config.architecture_kwargs:
@@ -213,7 +202,7 @@ def train(
             (sampler.sample(config.batch_size)[0] for _ in range(config.bn_recalibration_batches)),
             dev,
         )
-    _save_final(run_dir, model, config, meta)
+    save_run(run_dir, model, config.architecture, config.architecture_kwargs, meta)
     return TrainingResult(run_dir, config.epochs - first_epoch, history)
 
 
@@ -259,23 +248,3 @@ def _validate(model, batches, dev) -> dict[str, float]:
     csf, gm, wm = dice_per_class(torch.cat(preds), torch.cat(truths))
     n = sum(len(b[0]) for b in batches)
     return {"val_loss": sum(losses) / n, "val_dice_csf": csf, "val_dice_gm": gm, "val_dice_wm": wm}
-
-
-def _save_final(run_dir: Path, model, config: TrainingConfig, meta: dict[str, Any]) -> None:
-    tmp = run_dir / f".{MODEL_WEIGHTS}.tmp-{os.getpid()}"
-    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp))
-    digest = sha256_file(tmp)
-    os.replace(tmp, run_dir / MODEL_WEIGHTS)
-    info = {
-        "architecture": {
-            "name": config.architecture,
-            "kwargs": config.architecture_kwargs,
-            "fused": False,
-        },
-        "weights": MODEL_WEIGHTS,
-        "sha256": digest,
-        **meta,
-    }
-    tmp_json = run_dir / f".{MODEL_INFO}.tmp-{os.getpid()}"
-    tmp_json.write_text(json.dumps(info, indent=2))
-    os.replace(tmp_json, run_dir / MODEL_INFO)

@@ -1,35 +1,31 @@
-"""Top of the participant level: one independent workflow per session (the only config reader)."""
+"""Top of the participant level: one workflow per session (with ``app.py``, the only config
+reader), and what the finished session's nodes left for its run record."""
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
-from ..bids import SessionInputs, find_precomputed_mask, mniinfant_cohort
+from .. import layout
 from ..config import RunConfig
-from ..templates import infant_template, removal_template
+from ..utils.bids import SessionInputs
+from ..utils.precomputed import find_precomputed_mask
+from ..utils.templates import infant_template, mniinfant_cohort, removal_template
 from .outputs import init_outputs_wf
 from .preproc import init_preproc_wf
 from .segmentation import init_segmentation_wf
 
+#: Memory (GB) the segmentation node asks the scheduler for (activations and float32
+#: accumulators of a full-width network on an infant volume, see docs/hpc.md).
+SEGMENTATION_MEM_GB = 4.0
+
 
 def workflow_name(unit: SessionInputs) -> str:
     return "session_" + re.sub(r"[^A-Za-z0-9]", "_", unit.prefix)
-
-
-def init_infant_tissue_wf(config: RunConfig, sessions: list[SessionInputs]) -> pe.Workflow:
-    """A workflow holding one :func:`init_session_wf` per processable session.
-
-    The CLI runs sessions as separate graphs (so one failure cannot stop the others); this
-    combined graph is what ``--nipype-plugin-file`` schedulers such as SLURM receive when a user
-    asks for one job graph.
-    """
-    wf = pe.Workflow(name="infant_tissue_wf", base_dir=str(config.work_dir))
-    for unit in sessions:
-        wf.add_nodes([init_session_wf(config, unit)])
-    return wf
 
 
 def mask_method(config: RunConfig, unit: SessionInputs) -> tuple[str, dict]:
@@ -52,7 +48,7 @@ def mask_method(config: RunConfig, unit: SessionInputs) -> tuple[str, dict]:
 def removal_inputs(config: RunConfig, unit: SessionInputs) -> dict:
     """Template files the cerebellum + brain-stem removal needs ({} when nothing is removed).
 
-    Raises :class:`~infant_tissue.templates.TemplateNotFoundError` (one line naming the file)
+    Raises :class:`~infant_tissue.utils.templates.TemplateNotFoundError` (one line naming the file)
     when the age-matched cohort lacks one of them.
     """
     if not config.remove_cerebellum:
@@ -67,6 +63,55 @@ def removal_inputs(config: RunConfig, unit: SessionInputs) -> dict:
     }
 
 
+def removal_description(config: RunConfig, unit: SessionInputs, mask_method: str) -> str:
+    """How the session's cerebellum + brain stem are handled, for its run record and report."""
+    if config.remove_cerebellum:
+        how = (
+            "brain extraction's template registration"
+            if mask_method == "template"
+            else "registration of the template T2w (affine + SyN)"
+        )
+        return f"removed: MNIInfant cohort {mniinfant_cohort(unit.age_months)} mask, {how}"
+    if config.input_domain == "cerebrum":
+        return "kept (--keep-cerebellum): the model was trained without them"
+    return "kept: the model was trained on whole brains"
+
+
+def removal_warnings(config: RunConfig, unit: SessionInputs) -> list[str]:
+    """The removal's plausibility problems (recorded in the removed region's sidecar)."""
+    if not config.remove_cerebellum:
+        return []
+    found = layout.find_session_derivatives(config.output_dir, unit.subject, unit.session)
+    sidecar = (
+        found["removed"].with_name(found["removed"].name.replace(".nii.gz", ".json"))
+        if ("removed" in found)
+        else None
+    )
+    try:
+        problems = json.loads(sidecar.read_text()).get("Problems", []) if sidecar else []
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [f"cerebellum + brain-stem removal looks implausible: {p}" for p in problems]
+
+
+def segmentation_warnings(session_work_dir: Path) -> list[str]:
+    """Warnings the segmentation node recorded (it may have run in another process)."""
+    info = Path(session_work_dir) / "segmentation_wf" / "segment" / "segmentation.json"
+    try:
+        return list(json.loads(info.read_text()).get("warnings", []))
+    except (OSError, ValueError, AttributeError):
+        return []
+
+
+def uses_gpu(device: str) -> bool:
+    """Whether the segmentation will run on a GPU (it then takes one of nipype's GPU slots)."""
+    if device == "cpu":
+        return False
+    import torch  # only the parent process decides; the node resolves the device itself
+
+    return torch.cuda.is_available()
+
+
 def init_session_wf(config: RunConfig, unit: SessionInputs, name: str | None = None):
     """Preprocessing, segmentation and outputs of one session.
 
@@ -75,7 +120,7 @@ def init_session_wf(config: RunConfig, unit: SessionInputs, name: str | None = N
     config
         The run configuration.
     unit
-        The session's inputs (T1w, T2w, age) from :func:`infant_tissue.bids.collect_sessions`.
+        The session's inputs (T1w, T2w, age) from :func:`infant_tissue.utils.bids.collect_sessions`.
 
     Inputs
     ------
@@ -110,7 +155,8 @@ def init_session_wf(config: RunConfig, unit: SessionInputs, name: str | None = N
         vote=config.vote,
         device=config.device,
         omp_nthreads=config.omp_nthreads,
-        mem_gb=config.mem_gb or 4.0,
+        mem_gb=min(config.mem_gb or SEGMENTATION_MEM_GB, SEGMENTATION_MEM_GB),
+        use_gpu=uses_gpu(config.device),
     )
     segmentation_wf.inputs.inputnode.t1w_source = str(unit.t1w)
     outputs_wf = init_outputs_wf(

@@ -10,6 +10,9 @@ from ..interfaces.cerebellum import RegisterTemplate, RemoveCerebellum
 #: How the template reaches the subject: reuse the registration that made the brain mask, or
 #: register the template's T2w to the subject's T2w (skull-stripped inputs, precomputed masks).
 REGISTRATIONS = ("brain-extraction", "template-t2w")
+#: Memory (GB) an ANTs node asks the scheduler for: registration and N4 of a 0.8 mm 320³ infant
+#: image peak at 1-1.5 GB above the interpreter (benchmarks/README.md, preprocessing).
+ANTS_MEM_GB = 1.5
 
 
 def init_cerebellum_removal_wf(
@@ -17,7 +20,7 @@ def init_cerebellum_removal_wf(
 ):
     """Build the removal of cerebellum and brain stem from the brain mask (iBEAT-like).
 
-    The template's cerebellum + brain-stem mask (:func:`infant_tissue.templates.
+    The template's cerebellum + brain-stem mask (:func:`infant_tissue.utils.templates.
     removal_template`) is warped to the subject; inside the brain mask it becomes the removed
     region and the rest of the brain the cerebrum, which is all the network sees (it was trained
     on iSeg images, whose organisers removed that region). Runs after brain extraction, beside N4
@@ -79,6 +82,7 @@ def init_cerebellum_removal_wf(
         RemoveCerebellum(registration=registration, num_threads=omp_nthreads),
         name="remove_region",
         n_procs=omp_nthreads,
+        mem_gb=ANTS_MEM_GB,
     )
     wf.connect([
         (inputnode, remove_region, [("t1w", "reference"), ("brain_mask", "brain_mask"),
@@ -93,6 +97,7 @@ def init_cerebellum_removal_wf(
             RegisterTemplate(num_threads=omp_nthreads),
             name="register_template",
             n_procs=omp_nthreads,
+            mem_gb=ANTS_MEM_GB,
         )
         wf.connect([
             (inputnode, register_template, [("t2w", "subject"), ("brain_mask", "subject_mask"),

@@ -5,9 +5,9 @@ from __future__ import annotations
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
-from ..derivatives import bids_relative
 from ..interfaces.outputs import DerivativesSink, TissueVolumesTable
-from ..templates import REMOVAL_DESC
+from ..layout import bids_relative
+from ..utils.templates import REMOVAL_DESC
 
 #: probseg volume of each tissue in the model's probability maps (bg, CSF, GM, WM)
 PROBSEG_COMPONENTS = {"GM": 2, "WM": 3, "CSF": 1}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
+from .._types import MASK_METHODS, MaskMethod
 from ..interfaces.preproc import (
     BrainMask,
     N4BiasCorrection,
@@ -12,14 +13,12 @@ from ..interfaces.preproc import (
     RigidRegistration,
     ValidateReorient,
 )
-from .cerebellum import init_cerebellum_removal_wf
-
-MASK_METHODS = ("skull-stripped", "template", "precomputed")
+from .cerebellum import ANTS_MEM_GB, init_cerebellum_removal_wf
 
 
 def init_preproc_wf(
     *,
-    mask_method: str,
+    mask_method: MaskMethod,
     remove_cerebellum: bool = False,
     omp_nthreads: int = 1,
     name: str = "preproc_wf",
@@ -92,18 +91,28 @@ def init_preproc_wf(
     validate_t1w = pe.Node(ValidateReorient(kind="T1w"), name="validate_t1w")
     validate_t2w = pe.Node(ValidateReorient(kind="T2w"), name="validate_t2w")
     register_t2w = pe.Node(
-        RigidRegistration(num_threads=omp_nthreads), name="register_t2w", n_procs=omp_nthreads
+        RigidRegistration(num_threads=omp_nthreads),
+        name="register_t2w",
+        n_procs=omp_nthreads,
+        mem_gb=ANTS_MEM_GB,
     )
     brain_mask = pe.Node(
         BrainMask(method=mask_method, num_threads=omp_nthreads),
         name="brain_mask",
         n_procs=omp_nthreads,
+        mem_gb=ANTS_MEM_GB,
     )
     n4_t1w = pe.Node(
-        N4BiasCorrection(num_threads=omp_nthreads), name="n4_t1w", n_procs=omp_nthreads
+        N4BiasCorrection(num_threads=omp_nthreads),
+        name="n4_t1w",
+        n_procs=omp_nthreads,
+        mem_gb=ANTS_MEM_GB,
     )
     n4_t2w = pe.Node(
-        N4BiasCorrection(num_threads=omp_nthreads), name="n4_t2w", n_procs=omp_nthreads
+        N4BiasCorrection(num_threads=omp_nthreads),
+        name="n4_t2w",
+        n_procs=omp_nthreads,
+        mem_gb=ANTS_MEM_GB,
     )
     model_grid = pe.Node(ResampleToModelGrid(), name="model_grid")
 

@@ -16,6 +16,7 @@ def init_segmentation_wf(
     device: str = "auto",
     omp_nthreads: int = 1,
     mem_gb: float = 4.0,
+    use_gpu: bool = False,
     name: str = "segmentation_wf",
 ):
     """Build the ensemble segmentation and its resampling back to the T1w grid.
@@ -26,8 +27,9 @@ def init_segmentation_wf(
         Weight bundle folder.
     mode, vote, device
         Inference mode, ensemble vote rule and device (see :mod:`infant_tissue.inference`).
-    omp_nthreads, mem_gb
-        Resources of the segmentation node, passed to the nipype scheduler.
+    omp_nthreads, mem_gb, use_gpu
+        Resources of the segmentation node, passed to the nipype scheduler (a GPU node takes one
+        of MultiProc's GPU slots: one segmentation per visible GPU at a time).
 
     Inputs
     ------
@@ -57,7 +59,14 @@ def init_segmentation_wf(
         niu.IdentityInterface(["probabilities", "labels", "info"]), name="outputnode"
     )
     segment = pe.Node(
-        Segment(bundle=str(bundle), mode=mode, vote=vote, device=device, num_threads=omp_nthreads),
+        Segment(
+            bundle=str(bundle),
+            mode=mode,
+            vote=vote,
+            device=device,
+            num_threads=omp_nthreads,
+            use_gpu=use_gpu,
+        ),
         name="segment",
         n_procs=omp_nthreads,
         mem_gb=mem_gb,

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from infant_tissue.anat._ants import load_ants as _ants
+from infant_tissue.anat.preprocessing import n4_correct
 from infant_tissue.phantoms import make_bids_subject, sample_subject
-from infant_tissue.preprocessing import _ants, n4_correct
 
 SHAPE = (48, 56, 48)
 

@@ -187,11 +187,11 @@ def test_submit_with_a_stand_in_sbatch(tmp_path, monkeypatch, capsys):
 
 
 def test_nipype_slurm_plugin_file_is_read_by_the_app():
-    from infant_tissue.cli.run import _plugin
+    from infant_tissue.app import _plugin
 
     path = REPO / "infant_tissue" / "data" / "nipype_slurm.yml"
-    args = type("Args", (), {"nipype_plugin_file": path})()
-    plugin, plugin_args = _plugin(args, config=None)
+    config = type("Config", (), {"plugin_file": path})()
+    plugin, plugin_args = _plugin(config, runs=[])
     assert plugin == "SLURM"
     assert "--time=" in plugin_args["sbatch_args"] and plugin_args["max_jobs"] > 0
     from nipype.pipeline.plugins import SLURMPlugin

@@ -32,6 +32,7 @@ def runs(tmp_path_factory, standin_templateflow):
     write_bids_dataset(tmp / "bids", [subject], skull_stripped=True)
     env = {**os.environ, "TEMPLATEFLOW_HOME": str(standin_templateflow)}
     common = ["participant", "--skull-stripped", "--nprocs", "2", "--omp-nthreads", "1",
+              "--inference-mode", "fast",
               "--device", "cpu", "--no-reports"]  # fmt: skip
     done = {}
     for name, extra in (("removed", []), ("kept", ["--keep-cerebellum"])):

@@ -13,8 +13,9 @@ import pytest
 
 from infant_tissue.cli import evaluate as E
 from infant_tissue.cli.main import main as cli_main
+from infant_tissue.evaluation import pairing as P
+from infant_tissue.evaluation.metrics import METRICS, evaluate_tissues
 from infant_tissue.labels import from_model
-from infant_tissue.metrics import METRICS, evaluate_tissues
 
 SHAPE = (16, 18, 14)
 AFFINE = np.diag([0.9, 1.0, 1.1, 1.0])
@@ -123,11 +124,11 @@ def test_directories_pair_by_subject_and_codings_convert(tmp_path):
 
 
 def test_subject_keys():
-    assert E.subject_key(Path("sub-01_ses-6mo_desc-manual_dseg.nii.gz")) == "sub-01_ses-6mo"
-    assert E.subject_key(Path("sub-ab_T1w.nii")) == "sub-ab"
-    assert E.subject_key(Path("subject-10-label.hdr")) == "subject-10"
-    assert E.subject_key(Path("case7_seg.nii.gz")) == "case7"
-    assert E.subject_key(Path("case7-pred.nii.gz")) == "case7"
+    assert P.subject_key(Path("sub-01_ses-6mo_desc-manual_dseg.nii.gz")) == "sub-01_ses-6mo"
+    assert P.subject_key(Path("sub-ab_T1w.nii")) == "sub-ab"
+    assert P.subject_key(Path("subject-10-label.hdr")) == "subject-10"
+    assert P.subject_key(Path("case7_seg.nii.gz")) == "case7"
+    assert P.subject_key(Path("case7-pred.nii.gz")) == "case7"
 
 
 def test_directory_prefers_label_maps_and_one_format(tmp_path):
@@ -136,18 +137,18 @@ def test_directory_prefers_label_maps_and_one_format(tmp_path):
     save(tmp_path / "subject-1-label.nii.gz", labels, "iseg")
     save(tmp_path / "subject-1-T1.hdr", labels.astype(np.int16) * 100, None)
     save(tmp_path / ".hidden" / "subject-2-label.nii.gz", labels)
-    found = E.find_segmentations(tmp_path)
+    found = P.find_segmentations(tmp_path)
     assert found == {"subject-1": tmp_path / "subject-1-label.nii.gz"}
     save(tmp_path / "x" / "subject-1_dseg.nii.gz", labels)
     with pytest.raises(ValueError, match="two candidate label maps for subject-1"):
-        E.find_segmentations(tmp_path)
+        P.find_segmentations(tmp_path)
 
 
 def test_iseg_4d_analyze_labels_are_read(tmp_path):
     labels = label_map(4)
     path = tmp_path / "subject-1-label.hdr"
     nib.save(nib.AnalyzeImage(from_model(labels, "iseg")[..., None], np.eye(4)), str(path))
-    loaded, _, zooms = E.load_labels(path, "iseg")
+    loaded, _, zooms = P.load_labels(path, "iseg")
     np.testing.assert_array_equal(loaded, labels)
     assert zooms == (1.0, 1.0, 1.0)
 
@@ -218,6 +219,6 @@ def test_usage_errors(tmp_path, pair, caplog):
 
 def test_summary_table_statistics():
     rows = [("a", "GM", "dice", 0.8), ("b", "GM", "dice", 0.9), ("c", "GM", "dice", math.nan)]
-    table = E.summary_table(rows)
+    table = P.summary_table(rows)
     assert "3 subject(s)" in table
     assert f"0.8500 ± {np.std([0.8, 0.9], ddof=1):.4f} (n=2)" in table

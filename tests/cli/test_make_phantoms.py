@@ -41,18 +41,18 @@ def test_both_forms_and_summary(tmp_path, capsys):
     assert set(np.unique(np.asanyarray(label.dataobj))) == {0, 10, 150, 250}
 
 
-def test_refuses_non_empty_output_without_overwrite(tmp_path, caplog):
+def test_refuses_non_empty_output_without_overwrite(tmp_path, capsys):
     (tmp_path / "keep.txt").write_text("x")
     argv = [str(tmp_path), "--n-subjects", "1", "--form", "iseg", "--shape", *SHAPE]
     assert MP.main(argv) == 1
-    assert "not empty" in caplog.text
+    assert "not empty" in capsys.readouterr().err
     assert MP.main([*argv, "--overwrite"]) == 0
     assert (tmp_path / "subject-1-T1.hdr").is_file() and (tmp_path / "keep.txt").is_file()
 
 
-def test_bad_arguments(tmp_path, caplog):
+def test_bad_arguments(tmp_path, capsys):
     assert MP.main([str(tmp_path / "a"), "--shape", "8", "40", "40"]) == 1
-    assert "at least 32" in caplog.text
+    assert "at least 32" in capsys.readouterr().err
     assert MP.main([str(tmp_path / "b"), "--n-subjects", "0"]) == 1
     assert MP.main([str(tmp_path / "c"), "--form", "nifti"]) == 64
     assert MP.main([]) == 64

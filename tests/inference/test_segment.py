@@ -181,7 +181,7 @@ def test_postprocess_option(head, tiny_bundle_1):
 
 def test_progress_logs_when_not_a_terminal(head, tiny_bundle_1, caplog):
     t1, t2 = head
-    with caplog.at_level(logging.INFO, logger="infant_tissue.inference"):
+    with caplog.at_level(logging.DEBUG, logger="infant_tissue.inference"):
         segment(t1, t2, tiny_bundle_1, device="cpu", mode="whole", progress=False)
     assert any("100%" in r.getMessage() for r in caplog.records)
 

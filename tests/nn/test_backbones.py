@@ -18,9 +18,8 @@ from infant_tissue.nn import (
     fuse_model,
 )
 from infant_tissue.nn.backbone_parts import xavier_bound
+from infant_tissue.nn.fusion import randomise_batchnorm_ as randomise_batchnorm
 from infant_tissue.nn.nlunet import GlobalAggregation
-
-from .test_blocks import randomise_batchnorm
 
 SEED000 = ("buinet", "unet3d", "cc3dfcn", "nlunet")
 

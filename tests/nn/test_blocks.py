@@ -8,20 +8,7 @@ from torch import nn
 
 from infant_tissue.nn import ACB3d, MixACB, build_model, split_channels
 from infant_tissue.nn.blocks import BRANCH_NAMES
-
-
-def randomise_batchnorm(model: nn.Module) -> nn.Module:
-    """Non-trivial affine parameters and running statistics on every BatchNorm."""
-    g = torch.Generator().manual_seed(1)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm3d):
-            c = m.num_features
-            with torch.no_grad():
-                m.weight.copy_(torch.rand(c, generator=g) + 0.5)
-                m.bias.copy_(torch.randn(c, generator=g) * 0.2)
-                m.running_mean.copy_(torch.randn(c, generator=g) * 0.2)
-                m.running_var.copy_(torch.rand(c, generator=g) * 1.5 + 0.25)
-    return model
+from infant_tissue.nn.fusion import randomise_batchnorm_ as randomise_batchnorm
 
 
 @pytest.mark.parametrize(

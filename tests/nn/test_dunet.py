@@ -15,8 +15,7 @@ from infant_tissue.nn import (
     fuse_model,
 )
 from infant_tissue.nn.dunet import KerasSameConvTranspose3d
-
-from .test_blocks import randomise_batchnorm
+from infant_tissue.nn.fusion import randomise_batchnorm_ as randomise_batchnorm
 
 
 def test_parameter_counts_match_the_paper():

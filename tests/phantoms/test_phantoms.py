@@ -14,7 +14,6 @@ from scipy import ndimage
 from infant_tissue import phantoms as P
 from infant_tissue.anat.cerebellum import check_removed_region
 from infant_tissue.labels import to_model
-from infant_tissue.phantoms import io as phantom_io
 from infant_tissue.phantoms.geometry import rotation_matrix
 
 SHAPE = (40, 44, 40)
@@ -338,29 +337,6 @@ def test_t2w_maps_onto_t1w_through_recorded_transform(bids_root, subjects):
         good = t2w_label_correlation(t1w, t2w, labels, np.linalg.inv(t2w_to_t1w))
         bad = t2w_label_correlation(t1w, t2w, labels, np.eye(4))
         assert good > 0.5 and good > bad + 0.3, (good, bad)
-
-
-# ---------------------------------------------------------------------------- writers
-
-
-def test_atomic_writers_leave_no_partial_files(tmp_path, monkeypatch):
-    image = nib.Nifti1Image(np.zeros((2, 2, 2), np.uint8), np.eye(4))
-    phantom_io.save_image_atomic(image, tmp_path / "a.nii.gz")
-    phantom_io.save_image_atomic(
-        nib.AnalyzeImage(np.zeros((2, 2, 2), np.uint8), np.eye(4)), tmp_path / "b.hdr"
-    )
-    phantom_io.write_text_atomic(tmp_path / "c.tsv", "x\n")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.nii.gz", "b.hdr", "b.img", "c.tsv"]
-
-    def fail(*args, **kwargs):
-        raise OSError("disk full")
-
-    monkeypatch.setattr(nib, "save", fail)
-    with pytest.raises(OSError, match="disk full"):
-        phantom_io.save_image_atomic(image, tmp_path / "d.nii.gz")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.nii.gz", "b.hdr", "b.img", "c.tsv"]
-    with pytest.raises(ValueError, match="unsupported image extension"):
-        phantom_io.save_image_atomic(image, tmp_path / "e.mgz")
 
 
 def test_render_classes_is_grid_independent(subjects):

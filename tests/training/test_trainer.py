@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 from infant_tissue.bundle import load_bundle
 from infant_tissue.cli.main import main
 from infant_tissue.training import TrainingConfig
-from infant_tissue.training.fuse import load_run
+from infant_tissue.training.runs import load_run
 from infant_tissue.training.trainer import train
 
 from .synthetic import shell_subject, write_iseg_folder

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from nipype.pipeline.engine.utils import generate_expanded_graph
 
-from infant_tissue.bids import SessionInputs
 from infant_tissue.config import RunConfig
-from infant_tissue.templates import TemplateNotFoundError, infant_template
+from infant_tissue.utils.bids import SessionInputs
+from infant_tissue.utils.templates import TemplateNotFoundError, infant_template
 from infant_tissue.workflows import base
 from infant_tissue.workflows.preproc import init_preproc_wf
 

@@ -1,0 +1,29 @@
+"""Names of the choices every layer shares (vote rules, mask methods, label codings, precisions,
+device specifications), so the command line, the workflows and the engine accept the same words."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+Vote = Literal["hard", "soft"]
+MaskMethod = Literal["skull-stripped", "template", "precomputed"]
+LabelCoding = Literal["model", "iseg", "nipreps"]
+Precision = Literal["fp32", "tf32", "bf16", "fp16"]
+#: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``
+DeviceSpec = str
+
+VOTES: tuple[str, ...] = ("hard", "soft")
+MASK_METHODS: tuple[str, ...] = ("skull-stripped", "template", "precomputed")
+PRECISIONS: tuple[str, ...] = ("fp32", "tf32", "bf16", "fp16")
+
+_DEVICE = re.compile(r"^(auto|cpu|cuda(?::\d+)?)$")
+
+
+def check_device_spec(device: str) -> str:
+    """``device`` normalised (lower case, stripped) if it is ``auto``, ``cpu``, ``cuda`` or
+    ``cuda:N``; ValueError otherwise. Whether the device exists is decided at run time."""
+    spec = device.strip().lower() if isinstance(device, str) else ""
+    if not _DEVICE.match(spec):
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+    return spec

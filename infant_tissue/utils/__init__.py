@@ -1,0 +1,1 @@
+"""Inputs and files: BIDS selection, ages, templates, precomputed masks, images, TSV tables."""

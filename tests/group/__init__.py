@@ -1,0 +1,1 @@
+"""Tests of :mod:`infant_tissue.group`, one file per module."""
