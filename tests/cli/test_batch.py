@@ -265,10 +265,15 @@ def test_array_and_group_jobs_on_a_local_cluster(tmp_path, slurm_conf, monkeypat
     env = dict(os.environ)
     bids, out = tmp_path / "bids", tmp_path / "out"
     phantoms = ["make-phantoms", str(bids), "--n-subjects", "2", "--seed", "7"]
-    assert cli_main([*phantoms, "--shape", "32", "40", "32", "--skull-stripped"]) == 0
+    # Stand-in MNIInfant templates for the cerebellum + brain-stem removal: the array tasks have
+    # no network, exactly as on a cluster, and find them through --templateflow-home.
+    templates = tmp_path / "templateflow"
+    phantoms += ["--shape", "32", "40", "32", "--skull-stripped", "--templateflow", str(templates)]
+    assert cli_main(phantoms) == 0
     capsys.readouterr()
 
     argv = [str(bids), str(out), "-w", str(tmp_path / "work"), "--no-container", "--submit"]
+    argv += ["--templateflow-home", str(templates)]
     argv += ["--cpus-per-task", "1", "--mem", "2G", "--time", "00:15:00", "--group-mem", "1G"]
     argv += ["--skull-stripped", "--inference-mode", "fast", "--device", "cpu"]
     started = time.monotonic()
