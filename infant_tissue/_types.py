@@ -17,6 +17,13 @@ VOTES: tuple[str, ...] = ("hard", "soft")
 MASK_METHODS: tuple[str, ...] = ("skull-stripped", "template", "precomputed")
 PRECISIONS: tuple[str, ...] = ("fp32", "tf32", "bf16", "fp16")
 
+#: Intensity normalisations a bundle (and a training run) may declare: the reference z-score of
+#: each image over its voxels > 0 (3D-MASNet, seed 000), or that followed by a z-score of every
+#: network input window (patch, slice) over all its voxels (seed 001 §4.1, training and inference).
+NORMALISATIONS: tuple[str, ...] = ("zscore-nonzero", "zscore-nonzero+patch")
+#: Slice orientations of 2-D networks on the RAS+ 1 mm model grid (axis 2, 1, 0 held fixed).
+VIEWS: tuple[str, ...] = ("axial", "coronal", "sagittal")
+
 _DEVICE = re.compile(r"^(auto|cpu|cuda(?::\d+)?)$")
 
 

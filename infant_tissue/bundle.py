@@ -31,6 +31,8 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from . import __version__
+from ._types import NORMALISATIONS
+from .bundle_options import check_inference_options
 from .errors import InfantTissueError
 from .nn.registry import build_model
 
@@ -121,6 +123,63 @@ class Bundle:
     def architecture(self) -> dict[str, Any]:
         return self.metadata["architecture"]
 
+    @property
+    def dimensions(self) -> int:
+        """3 (windows of volumes, default) or 2 (slice networks run per view)."""
+        return int(self.metadata.get("dimensions", 3))
+
+    @property
+    def views(self) -> list[str]:
+        """Slice orientations of a 2-D bundle (empty for 3-D bundles)."""
+        return list(self.metadata.get("views", []))
+
+    @property
+    def view_weights(self) -> dict[str, float]:
+        """Weight of each view's softmax in the view aggregation (default 1 each)."""
+        weights = self.metadata.get("view_weights") or {}
+        return {v: float(weights.get(v, 1.0)) for v in self.views}
+
+    @property
+    def normalisation_method(self) -> str:
+        """One of :data:`~infant_tissue._types.NORMALISATIONS` (default ``zscore-nonzero``)."""
+        return str((self.metadata.get("normalisation") or {}).get("method", NORMALISATIONS[0]))
+
+    @property
+    def postprocess_options(self) -> dict[str, Any] | None:
+        """Keyword arguments of ``inference.postprocess.postprocess`` the bundle asks for after
+        the vote (seed 001), or ``None`` (no clean-up: the product's default)."""
+        options = self.metadata.get("postprocess")
+        return dict(options) if options else None
+
+    def member_groups(self) -> list[dict[str, int]]:
+        """Ensemble members as groups of member indices by view.
+
+        A 3-D bundle's member ``i`` is the group ``{"volume": i}``. A 2-D bundle's group ``k``
+        holds the ``k``-th member file of each view (one network per view, as InfiNet and
+        MixNet train them), so a group is one view-aggregated segmentation in the vote.
+        """
+        if self.dimensions == 3:
+            return [{"volume": i} for i in range(len(self))]
+        per_view: dict[str, list[int]] = {v: [] for v in self.views}
+        for i, member in enumerate(self.metadata["members"]):
+            per_view[member["view"]].append(i)
+        count = len(next(iter(per_view.values())))
+        return [{v: per_view[v][k] for v in self.views} for k in range(count)]
+
+    def first_stage(self) -> Bundle | None:
+        """The loaded, verified first-stage bundle this bundle's network needs (seed 001's
+        FCN-1, whose segmentation gives FCN-2 its context maps), or ``None``."""
+        stage = self.metadata.get("first_stage")
+        if not stage:
+            return None
+        nested = load_bundle(self.path / stage["path"])
+        if nested.sha256 != stage["sha256"]:
+            raise BundleError(
+                f"{self.path / stage['path'] / METADATA_FILE}: sha256 does not match the "
+                f"first_stage entry of {self.path / METADATA_FILE}"
+            )
+        return nested
+
     def build_network(self) -> nn.Module:
         """A fresh network of the bundle's architecture (random weights, eval mode)."""
         arch = self.architecture
@@ -131,6 +190,12 @@ class Bundle:
             model = build_model(arch["name"], **kwargs)
         except (TypeError, ValueError) as exc:
             raise BundleError(f"{self.path / METADATA_FILE}: bad architecture: {exc}") from None
+        network_dims = int(getattr(model, "dimensions", 3))
+        if network_dims != self.dimensions:
+            raise BundleError(
+                f"{self.path / METADATA_FILE}: {arch['name']} is a {network_dims}-D network, "
+                f"the bundle says dimensions {self.dimensions}"
+            )
         return model.eval()
 
     def member_path(self, index: int) -> Path:
@@ -211,6 +276,10 @@ def _validate_metadata(meta: Mapping[str, Any], where: Path) -> None:
         if not isinstance(member, dict) or "file" not in member or "sha256" not in member:
             raise BundleError(f"{where}: each member needs 'file' and 'sha256'")
         _check_member_name(member["file"], where.parent)
+    try:
+        check_inference_options(meta)
+    except ValueError as exc:
+        raise BundleError(f"{where}: {exc}") from None
 
 
 def load_bundle(path: str | os.PathLike[str]) -> Bundle:
@@ -223,6 +292,7 @@ def load_bundle(path: str | os.PathLike[str]) -> Bundle:
             raise BundleError(f"{member}: member file is missing")
         if sha256_file(member) != meta["members"][i]["sha256"]:
             raise BundleError(f"{member}: sha256 does not match model.json")
+    bundle.first_stage()  # verified as strictly as the bundle itself
     return bundle
 
 
@@ -251,6 +321,8 @@ def save_bundle(
     *,
     dtype: torch.dtype = torch.float32,
     overwrite: bool = False,
+    member_info: Sequence[Mapping[str, Any]] | None = None,
+    first_stage: Bundle | None = None,
 ) -> Bundle:
     """Write a bundle atomically and return it loaded back.
 
@@ -265,6 +337,11 @@ def save_bundle(
     dtype
         Storage type of floating-point tensors (``torch.float16`` halves the size; loading
         always returns float32). BatchNorm statistics are kept in float32 either way.
+    member_info
+        Extra keys of each member's entry (a 2-D bundle's ``{"view": "axial"}``).
+    first_stage
+        A bundle this one needs first (seed 001's FCN-1): copied into the sub-folder ``stage1``
+        and recorded as ``first_stage`` with the sha256 of its ``model.json``.
     """
     dest = Path(path)
     if dest.exists() and not overwrite:
@@ -279,6 +356,15 @@ def save_bundle(
     meta.setdefault("provenance", {})
     meta["provenance"].setdefault("software", f"infant-tissue {__version__}")
     meta["provenance"].setdefault("created", _dt.datetime.now(_dt.timezone.utc).isoformat())
+    if first_stage is not None:
+        meta["first_stage"] = {
+            **meta.get("first_stage", {}),
+            "path": "stage1",
+            "sha256": first_stage.sha256,
+        }
+    extras = list(member_info) if member_info is not None else [{}] * len(models)
+    if len(extras) != len(models):
+        raise BundleError(f"{len(extras)} member_info entries for {len(models)} members")
 
     # Check every member against the architecture before anything is written.
     probe = Bundle(path=dest, metadata={**meta, "members": []}).build_network()
@@ -295,13 +381,16 @@ def save_bundle(
         for i, state in enumerate(states):
             name = f"member-{i:02d}.safetensors"
             save_file(state, str(tmp / name), metadata={"format": BUNDLE_FORMAT})
-            members.append({"file": name, "sha256": sha256_file(tmp / name)})
+            members.append({"file": name, "sha256": sha256_file(tmp / name), **extras[i]})
         meta["members"] = members
+        _validate_metadata(meta, dest / METADATA_FILE)
+        if first_stage is not None:
+            shutil.copytree(first_stage.path, tmp / "stage1")
         (tmp / METADATA_FILE).write_text(json.dumps(meta, indent=2, sort_keys=False) + "\n")
         # mkdtemp makes a private folder; a bundle is read by other users (containers run as
         # an unprivileged user), so give it ordinary permissions before it appears.
-        for member_file in tmp.iterdir():
-            member_file.chmod(0o644)
+        for item in tmp.rglob("*"):
+            item.chmod(0o755 if item.is_dir() else 0o644)
         tmp.chmod(0o755)
         if dest.exists():
             old = dest.with_name(f".{dest.name}.old-{os.getpid()}")

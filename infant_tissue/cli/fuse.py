@@ -12,9 +12,10 @@ PROG = "infant-tissue fuse"
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="Fuse the MixACB blocks of trained runs (each becomes one ensemble member) "
-        "and write a weight bundle recording the runs' data, configuration, software version and "
-        "sha256.",
+        description="Fuse the MixACB blocks of trained runs (each becomes one ensemble member; "
+        "networks without MixACB are copied) and write a weight bundle recording the runs' data, "
+        "configuration, software version and sha256. Runs of 2-D networks are grouped by view; "
+        "seed 001's FCN-2 runs bring their FCN-1 runs along as the bundle's first stage.",
     )
     parser.add_argument(
         "runs", nargs="+", metavar="RUN", help="run folders of 'infant-tissue train'"
@@ -25,6 +26,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--description", default="", help="free text recorded in model.json")
     parser.add_argument("--licence", default="", help="licence / terms-of-use note")
     parser.add_argument("--force", action="store_true", help="replace an existing bundle")
+    parser.add_argument(
+        "--stride", type=int, help="3-D bundles: inference stride (default: the paper's)"
+    )
+    parser.add_argument(
+        "--view-weights",
+        type=_view_weights,
+        metavar="VIEW=W,...",
+        help="2-D bundles: weights of the views' softmax (default 1 each; MixNet's paper: "
+        "axial=4,coronal=1,sagittal=1)",
+    )
     args = parse_args(parser, argv)
     if isinstance(args, int):
         return args
@@ -46,10 +57,28 @@ def _fuse(args: argparse.Namespace) -> int:
         licence=args.licence,
         description=args.description,
         overwrite=args.force,
+        stride=args.stride,
+        view_weights=args.view_weights,
     )
     error = bundle.metadata["provenance"]["fusion_max_abs_error"]
+    how = "fused" if bundle.architecture.get("fused") else "copied"
+    stage = " (+ first stage)" if bundle.metadata.get("first_stage") else ""
     print(
-        f"wrote {bundle.path}: {len(bundle)} members, fused vs trained max |Δ logits| {error:.1e}, "
-        f"sha256 {bundle.sha256}"
+        f"wrote {bundle.path}: {len(bundle)} members{stage}, {how}, vs trained max |Δ logits| "
+        f"{error:.1e}, sha256 {bundle.sha256}"
     )
     return ExitCode.OK
+
+
+def _view_weights(text: str) -> dict[str, float]:
+    """``axial=4,coronal=1,sagittal=1`` -> a mapping (argparse type)."""
+    weights = {}
+    for item in text.split(","):
+        view, _, value = item.partition("=")
+        try:
+            weights[view.strip()] = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected VIEW=WEIGHT, got {item!r}") from None
+        if view.strip() not in ("axial", "coronal", "sagittal") or not weights[view.strip()] > 0:
+            raise argparse.ArgumentTypeError(f"expected a view and a positive weight: {item!r}")
+    return weights

@@ -24,7 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "train": (
         "infant_tissue.cli.train",
-        "train a DU-Net (MixACB or baseline) with the reference schedule; resumable",
+        "train a DU-Net or a seed-system backbone with its paper's schedule; resumable",
     ),
     "fuse": (
         "infant_tissue.cli.fuse",

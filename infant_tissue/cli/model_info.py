@@ -50,10 +50,30 @@ def _describe(args: argparse.Namespace) -> int:
         f"inputs        {', '.join(bundle.metadata['input_modalities'])}",
         "classes       "
         + ", ".join(f"{c['index']}={c['abbreviation']}" for c in bundle.metadata["classes"]),
-        f"patch/stride  {bundle.metadata.get('patch_size')} / {bundle.metadata.get('stride')}",
+        _geometry(bundle),
+        f"normalisation {bundle.normalisation_method}",
         f"software      {prov.get('software', '?')}  created {prov.get('created', '?')}",
     ]
+    if bundle.postprocess_options:
+        options = ", ".join(f"{k}={v}" for k, v in bundle.postprocess_options.items())
+        lines.append(f"postprocess   {options}")
+    stage = bundle.first_stage()
+    if stage is not None:
+        lines.append(
+            f"first stage   {stage.name}: {stage.architecture['name']}, {len(stage)} members, "
+            f"sha256 {stage.sha256} (its segmentation gives the context maps)"
+        )
     if bundle.metadata.get("licence"):
         lines.append(f"licence       {bundle.metadata['licence']}")
     print("\n".join(lines))
     return ExitCode.OK
+
+
+def _geometry(bundle) -> str:
+    """Window geometry of a 3-D bundle, views and weights of a 2-D one."""
+    if bundle.dimensions == 2:
+        weights = bundle.view_weights
+        views = ", ".join(f"{v} ×{weights[v]:g}" for v in bundle.views)
+        groups = len(bundle.member_groups())
+        return f"2-D slices    views {views}; {groups} member group(s), one network per view"
+    return f"patch/stride  {bundle.metadata.get('patch_size')} / {bundle.metadata.get('stride')}"

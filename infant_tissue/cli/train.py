@@ -1,4 +1,5 @@
-"""``infant-tissue train``: train one 3D-MASNet network on labelled infant data."""
+"""``infant-tissue train``: train one network (DU-Net or a seed-system backbone) on labelled
+infant data. Parses the command line and calls :func:`infant_tissue.training.pipeline.train_from_data`."""
 
 from __future__ import annotations
 
@@ -6,9 +7,9 @@ import argparse
 import json
 import shlex
 import sys
-from pathlib import Path
 
 from ..bundle import DEFAULT_INPUT_DOMAIN, INPUT_DOMAINS
+from ..errors import InfantTissueError
 from ._common import ExitCode, error, parse_args, setup_logging
 
 EXAMPLES = """\
@@ -19,6 +20,15 @@ examples:
   # a short run from a config file, then resume it after an interruption
   infant-tissue train phantoms/iseg --out runs/demo --config demo.yaml
   infant-tissue train phantoms/iseg --out runs/demo --config demo.yaml --resume
+
+  # another backbone with its own paper schedule (docs/backbones.md)
+  infant-tissue train iSeg-2019-Training --arch buinet-mixacb --out runs/buinet0 --folds 2 --fold 0
+
+  # 2-D networks: one run per view; seed 001: FCN-1 on every fold, then FCN-2 on their context
+  infant-tissue train DATA --arch infinet --view coronal --out runs/infinet-coronal
+  infant-tissue train DATA --arch msfcn --out runs/fcn1-f0 --folds 2 --fold 0   # and --fold 1
+  infant-tissue train DATA --arch msfcn-context --context-from runs/fcn1-f0 runs/fcn1-f1 \\
+      --out runs/fcn2-f0 --folds 2 --fold 0
 """
 
 #: flag -> TrainingConfig field, for flags that override the config file
@@ -36,13 +46,15 @@ OVERRIDES = {
     "fold": "fold",
     "seed": "seed",
     "omp_nthreads": "num_threads",
+    "view": "view",
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="infant-tissue train",
-        description="Train a DU-Net (MixACB or baseline) with the reference schedule. Input: a "
+        description="Train a network with its paper's schedule (default: the 3D-MASNet "
+        "DU-Net; --arch picks a seed-system backbone, docs/backbones.md). Input: a "
         "folder in iSeg layout (subject-N-T1/-T2/-label as .hdr/.img or .nii[.gz]; labels "
         "0/10/150/250 or 0/1/2/3), or a BIDS dataset with --derivatives holding manual dseg "
         "label maps and their dseg.tsv lookup table. Writes RUN/model.safetensors + model.json, log.csv, config.json "
@@ -62,7 +74,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", required=True, metavar="RUN", help="run folder")
     p.add_argument("--config", help="JSON/YAML file of TrainingConfig fields (flags override it)")
-    p.add_argument("--arch", help="architecture from the registry (default dunet-mixacb)")
+    p.add_argument(
+        "--arch",
+        help="architecture from the registry, trained with its paper's schedule: dunet-mixacb "
+        "(default), dunet-baseline, buinet-/unet3d-/cc3dfcn-/nlunet-{baseline,mixacb}, msfcn, "
+        "msfcn-context, infinet, mixnet-v1/v2/v3, damal",
+    )
+    p.add_argument(
+        "--view",
+        choices=("axial", "coronal", "sagittal"),
+        help="2-D networks (infinet, mixnet-*): the slice orientation of this run",
+    )
+    p.add_argument(
+        "--context-from",
+        nargs="+",
+        metavar="RUN",
+        help="msfcn-context: the FCN-1 runs (one per fold) whose out-of-fold segmentations give "
+        "each subject its context maps",
+    )
     p.add_argument("--arch-kwargs", help="JSON keyword arguments, e.g. '{\"init_features\": 16}'")
     p.add_argument("--patch-size", type=int)
     p.add_argument("--batch-size", type=int)
@@ -103,15 +132,15 @@ def main(argv: list[str] | None = None) -> int:
     if isinstance(args, int):
         return args
     setup_logging("infant-tissue train", args.verbose, timestamps=True)
-    from ..training import TrainingConfig, find_iseg_subjects, load_iseg_subject, split_folds
-    from ..training.trainer import train
+    from ..training import TrainingConfig
+    from ..training.pipeline import train_from_data
 
     def fail(message: str, code: int = ExitCode.FAILED) -> int:
         error("infant-tissue train", message)
         return code
 
     try:
-        base = TrainingConfig.from_file(args.config).to_dict() if args.config else {}
+        base = TrainingConfig.read_file(args.config) if args.config else {}
         for flag, fieldname in OVERRIDES.items():
             value = getattr(args, flag)
             if value is not None:
@@ -124,64 +153,33 @@ def main(argv: list[str] | None = None) -> int:
     except FileNotFoundError as exc:
         return fail(f"{exc.filename}: no such file", ExitCode.NOINPUT)
     except (ValueError, TypeError) as exc:
-        return fail(str(exc), ExitCode.USAGE)
-
-    is_bids = (Path(args.data) / "dataset_description.json").is_file()
-    if is_bids and not args.derivatives:
-        return fail(
-            f"{args.data}: a BIDS dataset; give --derivatives with its dseg labels", ExitCode.USAGE
-        )
-    try:
-        if args.derivatives:
-            from ..training.bids_data import load_bids_subjects
-
-            subjects = load_bids_subjects(
-                args.data,
-                args.derivatives,
-                participant_labels=args.participant_label,
-                dseg_desc=args.dseg_desc,
-            )
-            if not subjects:
-                return fail(f"{args.derivatives}: no labelled session found", ExitCode.NOINPUT)
-            names = list(subjects)
-        else:
-            files = find_iseg_subjects(args.data)
-            if not files:
-                return fail(
-                    f"{args.data}: no iSeg-layout subjects (subject-N-T1.*)", ExitCode.NOINPUT
-                )
-            names = [f.name.split("-T1.")[0] for f in files]
-            subjects = {n: load_iseg_subject(f) for n, f in zip(names, files, strict=True)}
-        train_names, val_names = split_folds(names, config.folds, config.fold, config.seed)
-    except FileNotFoundError as exc:
-        return fail(str(exc), ExitCode.NOINPUT)
-    except ValueError as exc:
-        return fail(str(exc))
+        where = f"{args.config}: " if args.config and not str(exc).startswith(args.config) else ""
+        return fail(f"{where}{exc}", ExitCode.USAGE)
 
     command = "infant-tissue train " + " ".join(
         shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])
     )
-    provenance = {
-        "command": command,
-        "data": str(Path(args.data).resolve()),
-        "labels": str(Path(args.derivatives).resolve()) if args.derivatives else "iSeg layout",
-        "training_subjects": train_names,
-        "validation_subjects": val_names,
-        "input_domain": args.input_domain,
-    }
     try:
-        result = train(
+        result = train_from_data(
             config,
-            [subjects[n] for n in train_names],
-            [subjects[n] for n in val_names],
+            args.data,
             args.out,
+            derivatives=args.derivatives,
+            dseg_desc=args.dseg_desc,
+            participant_labels=args.participant_label,
+            input_domain=args.input_domain,
+            context_from=args.context_from or (),
             device=args.device,
             resume=args.resume,
             progress=args.progress,
-            provenance=provenance,
             init_from=args.init_from,
+            command=command,
         )
-    except (FileExistsError, FileNotFoundError, ValueError, RuntimeError) as exc:
+    except InfantTissueError as exc:
+        return fail(str(exc), exc.exit_code)
+    except FileNotFoundError as exc:
+        return fail(str(exc), ExitCode.NOINPUT)
+    except (FileExistsError, ValueError, RuntimeError) as exc:
         return fail(str(exc))
     last = result.history[-1] if result.history else {}
     print(

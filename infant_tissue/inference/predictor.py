@@ -2,7 +2,7 @@
 
 :class:`Predictor` is the long-lived object (one network on one device; member weights are
 swapped in, the next member's file is read and checksummed in a background thread while the
-current one runs). :func:`segment` is the one-call API of issue 3.
+current one runs). The one-call :func:`~.api.segment` wraps it.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from ..bundle import Bundle, load_bundle, load_state_dict_strict
 from .devices import num_threads, resolve_device
 from .engine import CPU_MAX_WINDOW_VOXELS, SlidingWindowInferer
 from .modes import CROP_MARGIN, WINDOW_MASKS, InferenceMode, parse_mode
+from .normalisation import window_transform
 from .postprocess import postprocess as clean_labels
 from .preprocess import check_pair, normalise
 from .progress import Progress
@@ -52,11 +53,19 @@ class SegmentationResult:
     info
         JSON-ready record: mode, vote, window mask, members used, windows, device, precision,
         batch size, post-processing, seconds.
+    disagreement
+        float32 ``(D, H, W)``: share of the members used whose own label differs from the
+        ensemble's vote (before any post-processing); ``None`` with a single member.
+    entropy
+        float32 ``(D, H, W)``: entropy of the mean probabilities over ``log K`` (0 certain,
+        1 uniform).
     """
 
     labels: np.ndarray
     probabilities: np.ndarray
     info: dict[str, Any] = field(default_factory=dict)
+    disagreement: np.ndarray | None = None
+    entropy: np.ndarray | None = None
 
     @property
     def mode(self) -> str:
@@ -121,14 +130,42 @@ class Predictor:
             )
         self.num_classes = len(self.bundle.metadata["classes"])
         self.num_threads = num_threads
-        self.inferer = SlidingWindowInferer(
-            self.bundle.build_network(),
-            self.device,
-            batch_size=batch_size,
-            precision=precision,
-            channels_last=channels_last,
-            transfer=transfer,
-        )
+        network = self.bundle.build_network()
+        self.size_multiple = int(getattr(network, "size_multiple", 8))
+        self.inferer: Any
+        if self.bundle.dimensions == 2:  # slice networks: inference/slices.py
+            from .slices import SliceInferer
+
+            self.inferer = SliceInferer(
+                network,
+                self.device,
+                batch_size=batch_size,
+                precision=precision,
+                channels_last=channels_last,
+            )
+        else:
+            self.inferer = SlidingWindowInferer(
+                network,
+                self.device,
+                batch_size=batch_size,
+                precision=precision,
+                channels_last=channels_last,
+                transfer=transfer,
+                window_transform=window_transform(self.bundle.normalisation_method),
+            )
+        self.first_stage = None
+        if self.bundle.metadata.get("first_stage"):  # seed 001: FCN-1 feeds FCN-2 context maps
+            from .stages import FirstStage
+
+            self.first_stage = FirstStage(
+                self.bundle,
+                device=self.device,
+                batch_size=batch_size,
+                precision=precision,
+                channels_last=channels_last,
+                num_threads=num_threads,
+                transfer=transfer,
+            )
         self._loaded: int | None = None
 
     # ------------------------------------------------------------------ planning
@@ -144,11 +181,12 @@ class Predictor:
         meta = self.bundle.metadata
         patch = tuple(int(p) for p in (mode.patch or meta.get("patch_size", (32, 32, 32))))
         stride = tuple(int(s) for s in (mode.stride or meta.get("stride", (8, 8, 8))))
+        multiple = self.size_multiple
         if mode.whole:
-            patch = tuple(_round_up(n, 8) for n in sub)
+            patch = tuple(_round_up(n, multiple) for n in sub)
             stride = patch
         elif mode.shrink:
-            patch = tuple(min(p, _round_up(n, 8)) for p, n in zip(patch, sub, strict=True))
+            patch = tuple(min(p, _round_up(n, multiple)) for p, n in zip(patch, sub, strict=True))
         stride = tuple(min(s, p) for s, p in zip(stride, patch, strict=True))
         shape = tuple(n + a for n, a in zip(sub, pad_amounts(sub, patch), strict=True))
         starts = window_grid(shape, patch, stride)
@@ -181,6 +219,12 @@ class Predictor:
         postprocess: bool = False,
     ) -> SegmentationResult:
         """Segment one subject; see :func:`segment` for the arguments."""
+        if self.bundle.dimensions == 2:
+            from .slices import predict_slices
+
+            return predict_slices(
+                self, t1w, t2w, mode=mode, vote=vote, progress=progress, postprocess=postprocess
+            )
         started = time.perf_counter()
         check_pair(t1w, t2w)
         parsed = parse_mode(mode) if isinstance(mode, str) else mode
@@ -191,6 +235,10 @@ class Predictor:
         members = self._members(parsed)
 
         t1n, t2n = normalise(t1w, "T1w"), normalise(t2w, "T2w")
+        channels, stage_info = [t1n, t2n], None
+        if self.first_stage is not None:
+            context, stage_info = self.first_stage.context(t1w, t2w, parsed, vote)
+            channels.extend(context)
         plan = self.plan(t1w, t1n, parsed, rule)
         voxels = int(np.prod(plan.patch))
         if self.device.type == "cpu" and voxels > CPU_MAX_WINDOW_VOXELS:
@@ -200,7 +248,7 @@ class Predictor:
                 "use tile96 or a GPU"
             )
         pads = pad_amounts(tuple(s.stop - s.start for s in plan.region), plan.patch)
-        image = np.stack([pad_end(t1n[plan.region], pads), pad_end(t2n[plan.region], pads)])
+        image = np.stack([pad_end(c[plan.region], pads) for c in channels])
         LOGGER.info(
             "mode %s: %d of %d windows of %s (stride %s) × %d member(s) on %s",
             parsed.name,
@@ -212,14 +260,22 @@ class Predictor:
             self.device,
         )
         with num_threads(self.num_threads):
-            labels, probs = self._run(image, plan, members, vote, progress)
+            labels, probs, disagreement, entropy = self._run(image, plan, members, vote, progress)
         sub = tuple(s.stop - s.start for s in plan.region)
+        crop = (slice(0, sub[0]), slice(0, sub[1]), slice(0, sub[2]))
         out_labels = np.zeros(np.shape(t1w), dtype=np.uint8)
         out_probs = np.zeros((self.num_classes, *np.shape(t1w)), dtype=np.float32)
-        out_labels[plan.region] = labels[: sub[0], : sub[1], : sub[2]]
-        out_probs[(slice(None), *plan.region)] = probs[:, : sub[0], : sub[1], : sub[2]]
-        if postprocess:
-            out_labels = clean_labels(out_labels).astype(np.uint8)
+        out_labels[plan.region] = labels[crop]
+        out_probs[(slice(None), *plan.region)] = probs[(slice(None), *crop)]
+        out_entropy = np.zeros(np.shape(t1w), dtype=np.float32)
+        out_entropy[plan.region] = entropy[crop]
+        out_disagreement = None
+        if disagreement is not None:
+            out_disagreement = np.zeros(np.shape(t1w), dtype=np.float32)
+            out_disagreement[plan.region] = disagreement[crop]
+        options = self.bundle.postprocess_options  # a bundle's own clean-up (seed 001)
+        if postprocess or options:
+            out_labels = clean_labels(out_labels, **(options or {})).astype(np.uint8)
         info = {
             "mode": parsed.name,
             "faithful": parsed.is_faithful and rule == "normalised" and self._exact_precision,
@@ -236,10 +292,13 @@ class Predictor:
             "bundle_sha256": self.bundle.sha256,
             "device": str(self.device),
             "precision": self.inferer.precision,
-            "postprocessed": bool(postprocess),
+            "postprocessed": bool(postprocess or options),
+            "normalisation": self.bundle.normalisation_method,
             "seconds": round(time.perf_counter() - started, 3),
         }
-        return SegmentationResult(out_labels, out_probs, info)
+        if stage_info is not None:
+            info["first_stage"] = stage_info
+        return SegmentationResult(out_labels, out_probs, info, out_disagreement, out_entropy)
 
     @property
     def _exact_precision(self) -> bool:
@@ -268,7 +327,9 @@ class Predictor:
         members: Sequence[int],
         vote: str,
         progress: bool | None,
-    ) -> tuple[np.ndarray, np.ndarray]:
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
+        """Labels, mean probabilities, disagreement (``None`` for one member) and entropy on
+        the working grid."""
         device = self.device
         tensor = torch.from_numpy(np.ascontiguousarray(image))
         if device.type == "cuda":
@@ -299,9 +360,7 @@ class Predictor:
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)
                 LOGGER.debug("member %d: %.2f s", member, time.perf_counter() - tick)
-        labels = ensemble.labels().cpu().numpy()
-        probs = ensemble.probabilities().cpu().numpy()
-        return labels, probs
+        return ensemble_outputs(ensemble)
 
     def _read_member(self, index: int) -> dict[str, torch.Tensor] | None:
         # Runs in the prefetch thread: file read + sha256 + safetensors parse overlap the
@@ -319,107 +378,19 @@ class Predictor:
         self._loaded = index
 
 
-def segment_with_info(
-    t1w: np.ndarray,
-    t2w: np.ndarray,
-    bundle: Bundle | str | os.PathLike[str],
-    *,
-    mode: str = "faithful",
-    vote: str = "hard",
-    device: str = "auto",
-    batch_size: int | None = None,
-    progress: bool | None = None,
-    window_mask: str | None = None,
-    precision: str = "fp32",
-    num_threads: int | None = None,
-    postprocess: bool = False,
-    channels_last: bool | None = None,
-) -> SegmentationResult:
-    """:func:`segment`, returning a :class:`SegmentationResult` that records how it was run."""
-    predictor = Predictor(
-        bundle,
-        device=device,
-        batch_size=batch_size,
-        precision=precision,
-        channels_last=channels_last,
-        num_threads=num_threads,
+def ensemble_outputs(
+    ensemble: EnsembleAccumulator,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
+    """Labels, mean probabilities, disagreement (``None`` for a single member) and normalised
+    entropy of a filled accumulator, as host arrays."""
+    labels = ensemble.labels()
+    disagreement = ensemble.disagreement(labels).cpu().numpy() if ensemble.members > 1 else None
+    return (
+        labels.cpu().numpy(),
+        ensemble.probabilities().cpu().numpy(),
+        disagreement,
+        ensemble.entropy().cpu().numpy(),
     )
-    return predictor.predict(
-        t1w,
-        t2w,
-        mode=mode,
-        vote=vote,
-        window_mask=window_mask,
-        progress=progress,
-        postprocess=postprocess,
-    )
-
-
-def segment(
-    t1w: np.ndarray,
-    t2w: np.ndarray,
-    bundle: Bundle | str | os.PathLike[str],
-    *,
-    mode: str = "faithful",
-    vote: str = "hard",
-    device: str = "auto",
-    batch_size: int | None = None,
-    progress: bool | None = None,
-    **options: Any,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Segment one subject's T1w/T2w into background, CSF, GM and WM with a bundle's ensemble.
-
-    Parameters
-    ----------
-    t1w, t2w
-        3-D arrays on the same 1 mm grid, skull-stripped (background 0), *not* normalised: each
-        is z-scored over its voxels > 0 here, as in the reference.
-    bundle
-        A loaded bundle or its folder.
-    mode
-        ``"faithful"`` (the paper's 32³ windows at stride 8, default) or a faster mode:
-        ``"stride16"``, ``"tile64"``, ``"tile96"``, ``"tile96:80"``, ``"whole"``,
-        ``"members:K"``, ``"mask:brain"``, combinations joined by ``+``, or ``"fast"``
-        (``stride32+mask:brain``: no window overlap, all members). Every mode is described in
-        :mod:`infant_tissue.inference.modes` and ``docs/inference.md``; ``info["faithful"]``
-        says whether the reference semantics were used.
-    vote
-        ``"hard"``: majority of members' label maps, ties to the lowest label (the reference);
-        ``"soft"``: argmax of the mean probabilities.
-    device
-        ``"auto"`` (CUDA if visible, else CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
-    batch_size
-        Windows per forward pass (``None``: automatic). Does not change results beyond float
-        rounding.
-    progress
-        ``True``: tqdm bar over windows × members; ``False``: log lines every 10 %; ``None``: a
-        bar when stderr is a terminal.
-    **options
-        ``window_mask`` (``"normalised"`` reference rule, ``"brain"`` raw T1w > 0, ``"all"``),
-        ``precision`` (``"fp32"``, ``"tf32"``, ``"bf16"``, ``"fp16"``), ``num_threads`` (CPU
-        threads), ``postprocess`` (bool), ``channels_last`` (bool).
-
-    Returns
-    -------
-    labels : numpy.ndarray
-        uint8 ``(D, H, W)``: 0 background, 1 CSF, 2 GM, 3 WM.
-    probabilities : numpy.ndarray
-        float32 ``(4, D, H, W)``, mean over members.
-
-    Use :func:`segment_with_info` to also get the mode, vote and window counts to record.
-    """
-    result = segment_with_info(
-        t1w,
-        t2w,
-        bundle,
-        mode=mode,
-        vote=vote,
-        device=device,
-        batch_size=batch_size,
-        progress=progress,
-        **options,
-    )
-    return result.labels, result.probabilities
 
 
 def _round_up(value: int, multiple: int) -> int:

@@ -24,6 +24,16 @@ def fuse_model(model: nn.Module) -> nn.Module:
     return fused
 
 
+def spatial_dimensions(model: nn.Module) -> int:
+    """2 for slice networks (InfiNet, MixNet: class attribute ``dimensions = 2``), else 3."""
+    return int(getattr(model, "dimensions", 3))
+
+
+def size_multiple(model: nn.Module) -> int:
+    """Every spatial input size must be a multiple of this (the network's down-sampling)."""
+    return int(getattr(model, "size_multiple", 8))
+
+
 def count_parameters(model: nn.Module) -> int:
     """Trainable parameters as the paper counts them (BatchNorm running statistics excluded)."""
     return sum(p.numel() for p in model.parameters())
@@ -39,5 +49,7 @@ __all__ = [
     "count_parameters",
     "fuse_model",
     "register",
+    "size_multiple",
+    "spatial_dimensions",
     "split_channels",
 ]

@@ -137,6 +137,8 @@ class BuiNet(nn.Module):
             raise ValueError(f"BuiNet has four dense blocks, got block_config={block_config!r}")
         check_positive_ints(**{f"block_config[{i}]": n for i, n in enumerate(block_config)})
         self.in_channels = in_channels
+        #: Input sizes must be multiples of this (four 2× down-samplings).
+        self.size_multiple = 16
         self.num_classes = num_classes
         unit = dict(
             conv=conv,

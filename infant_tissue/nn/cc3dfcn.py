@@ -98,6 +98,8 @@ class CC3DFCN(nn.Module):
         check_positive_ints(**{f"widths[{i}]": w for i, w in enumerate(widths)})
         check_conv_kind(conv, deploy)
         self.in_channels = in_channels
+        #: Input sizes must be multiples of this (three 2× poolings).
+        self.size_multiple = 8
         self.num_classes = num_classes
         w1, w2, w3, wd = widths
         unit = dict(

@@ -178,6 +178,9 @@ class DUNet(nn.Module):
     ``(N, num_classes, D, H, W)`` — softmax is left to the caller.
     """
 
+    #: Input sizes must be multiples of this (three 2× down-samplings).
+    size_multiple = 8
+
     def __init__(
         self,
         conv: ConvKind = "mixacb",

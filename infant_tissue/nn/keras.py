@@ -129,6 +129,14 @@ def read_keras_weights(path: str | os.PathLike[str]) -> KerasWeights:
 
 def infer_dunet_kwargs(weights: KerasWeights) -> dict[str, Any]:
     """Recover the DU-Net widths from tensor shapes, so reduced-width models import too."""
+    if not {"feature_conv", "seg_conv"} & weights.layers:
+        # Other networks' Keras files (InfiNet's public model, ...) are not converted: the
+        # other backbones are trained here (infant-tissue train --arch) and have no Keras port.
+        raise KerasImportError(
+            f"{weights.path}: not a 3D-MASNet DU-Net weight file (no 'feature_conv' or "
+            "'seg_conv' layer); import-keras converts only the DU-Net, train other backbones "
+            "with 'infant-tissue train --arch'"
+        )
     kernel = weights.get("feature_conv", "kernel")
     seg = weights.get("seg_conv", "kernel")
     bottle = weights.get("dense1.denselayer0.bottle.conv0", "kernel")

@@ -124,6 +124,8 @@ class MultiStreamFCN(nn.Module):
         self.in_channels = sum(stream_channels)
         self.num_classes = num_classes
         self.levels = levels
+        #: Input sizes must be multiples of this (``levels - 1`` poolings).
+        self.size_multiple = 2 ** (levels - 1)
         widths = tuple(base_width * 2**i for i in range(levels))
         s = len(stream_channels)
         eps, mom = bn_eps, bn_momentum

@@ -192,6 +192,8 @@ class NLUNet(nn.Module):
         check_probability("output_dropout", output_dropout)
         check_conv_kind(conv, deploy)
         self.in_channels = in_channels
+        #: Input sizes must be multiples of this (two stride-2 blocks).
+        self.size_multiple = 4
         self.num_classes = num_classes
         unit = dict(
             conv=conv,

@@ -92,6 +92,8 @@ class UNet3D(nn.Module):
         self.in_channels = in_channels
         self.num_classes = num_classes
         self.levels = levels
+        #: Input sizes must be multiples of this (``levels - 1`` poolings).
+        self.size_multiple = 2 ** (levels - 1)
         unit = dict(
             conv=conv,
             deploy=deploy,

@@ -16,11 +16,13 @@ def cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 def regularised_kernels(model: nn.Module) -> list[torch.Tensor]:
     """Kernels that carry ``kernel_regularizer=l2(1e-4)`` in the reference: every convolution
-    and transposed convolution except the 1×1×1 classifier (``seg_conv``)."""
+    and transposed convolution except the 1×1×1 classifier (``seg_conv``); 2-D convolutions
+    too, for slice networks trained with this penalty."""
     return [
         module.weight
         for name, module in model.named_modules()
-        if isinstance(module, (nn.Conv3d, nn.ConvTranspose3d)) and name != "seg_conv"
+        if isinstance(module, (nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d, nn.ConvTranspose3d))
+        and name != "seg_conv"
     ]
 
 

@@ -52,7 +52,10 @@ class PatchSampler:
 
     ``mode="brain"`` follows the reference (uniform over windows that touch the brain);
     ``mode="balanced"`` picks a tissue class uniformly, then a voxel of that class, then a window
-    containing it, which helps rare classes on small training sets.
+    containing it, which helps rare classes on small training sets. ``augmentation`` names the
+    random transform when ``augment`` is on (:data:`AUGMENTERS`). ``extras`` are per-subject
+    volumes ``(K, D, H, W)`` cut (and augmented) with each patch, e.g. DAM-AL's attention
+    weights computed on the whole ground truth (:meth:`sample_with_extras`).
     """
 
     def __init__(
@@ -62,16 +65,28 @@ class PatchSampler:
         rng: np.random.Generator,
         mode: str = "brain",
         augment: bool = False,
+        augmentation: str = "flip-rot90",
+        extras: Sequence[np.ndarray] | None = None,
     ) -> None:
         if not subjects:
             raise ValueError("no training subjects")
         if mode not in ("brain", "balanced"):
             raise ValueError(f"unknown sampling mode {mode!r}")
+        if augmentation not in AUGMENTERS:
+            raise ValueError(f"unknown augmentation {augmentation!r}")
         self.size = patch_size
         self.rng = rng
         self.mode = mode
         self.augment = augment
-        self.images = [_pad_to(s.image, patch_size) for s in subjects]
+        self.augmenter = AUGMENTERS[augmentation]
+        self.channels = subjects[0].image.shape[0]
+        images = [s.image for s in subjects]
+        if extras is not None:
+            images = [
+                np.concatenate([im, ex.astype(np.float32)])
+                for im, ex in zip(images, extras, strict=True)
+            ]
+        self.images = [_pad_to(im, patch_size) for im in images]
         self.labels = [_pad_to(s.label, patch_size) for s in subjects]
         if mode == "brain":
             self.starts = [valid_starts(_pad_to(s.brain, patch_size), patch_size) for s in subjects]
@@ -89,6 +104,11 @@ class PatchSampler:
 
     def sample(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """``n`` patches: images ``(n, C, s, s, s)`` float32 and labels ``(n, s, s, s)`` int64."""
+        images, labels, _ = self.sample_with_extras(n)
+        return images, labels
+
+    def sample_with_extras(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`sample` plus the patches of the extras ``(n, K, s, s, s)`` (K may be 0)."""
         s = self.size
         channels = self.images[0].shape[0]
         images = np.empty((n, channels, s, s, s), np.float32)
@@ -99,9 +119,9 @@ class PatchSampler:
             img = self.images[i][:, x : x + s, y : y + s, z : z + s]
             lab = self.labels[i][x : x + s, y : y + s, z : z + s]
             if self.augment:
-                img, lab = augment_patch(img, lab, self.rng)
+                img, lab = self.augmenter(img, lab, self.rng)
             images[k], labels[k] = img, lab
-        return images, labels
+        return images[:, : self.channels], labels, images[:, self.channels :]
 
 
 def augment_patch(
@@ -117,3 +137,20 @@ def augment_patch(
         image = np.rot90(image, k, axes=(a + 1, b + 1))
         label = np.rot90(label, k, axes=(a, b))
     return np.ascontiguousarray(image), np.ascontiguousarray(label)
+
+
+def augment_seed001(
+    image: np.ndarray, label: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Seed 001 §4.1: a rotation by 0/90/180/270° about z (in the x-y plane) and a flip along y,
+    each drawn at random."""
+    k = int(rng.integers(4))
+    if k:
+        image, label = np.rot90(image, k, axes=(1, 2)), np.rot90(label, k, axes=(0, 1))
+    if rng.random() < 0.5:
+        image, label = np.flip(image, 2), np.flip(label, 1)
+    return np.ascontiguousarray(image), np.ascontiguousarray(label)
+
+
+#: ``TrainingConfig.augmentation`` -> augmenter
+AUGMENTERS = {"flip-rot90": augment_patch, "rot90z-flipy": augment_seed001}

@@ -18,20 +18,18 @@ from tqdm import tqdm
 
 from .. import __version__
 from ..inference.devices import resolve_device
-from ..nn import build_model
+from ..inference.normalisation import window_transform
+from ..nn import build_model, size_multiple, spatial_dimensions
 from ..utils.atomic import write_atomic
 from .checkpoint import STATE, load_checkpoint, save_checkpoint
 from .config import TrainingConfig
 from .data import Subject
-from .losses import (
-    cosine_annealing_lr,
-    cross_entropy,
-    dice_per_class,
-    keras_l2_penalty,
-    regularised_kernels,
-)
+from .losses import cross_entropy, dice_per_class
+from .objectives import Objective
+from .optim import build_optimizer, learning_rate
 from .runs import load_run, save_run
 from .sampling import PatchSampler
+from .sampling_2d import SliceSampler
 
 LOGGER = logging.getLogger(__name__)
 LOG_FIELDS = [
@@ -120,16 +118,18 @@ def train(
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     model = build_model(config.architecture, **config.architecture_kwargs)
+    check_geometry(model, config)
     if init_from is not None:
         provenance = {
             **(provenance or {}),
             "init_from": initialise_from_run(model, init_from, config),
         }
     model = model.to(dev)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr_max, eps=1e-7)  # Keras eps
-    kernels = regularised_kernels(model)
-    sampler = PatchSampler(training, config.patch_size, rng, config.sampling, config.augment)
-    val_batches = _validation_patches(validation, config)
+    optimizer = build_optimizer(model, config)
+    objective = Objective(config, model, training)
+    sampler = make_sampler(config, training, rng, model, objective.extras(training))
+    prepare = _input_transform(config)
+    val_batches = _validation_patches(validation, config, model)
 
     meta = {
         "config": config.to_dict(),
@@ -139,7 +139,7 @@ def train(
     first_epoch, history = 0, []
     if resume and (run_dir / STATE).is_file():
         state = load_checkpoint(run_dir, model, optimizer, rng)
-        if state.get("config") != config.to_dict():
+        if _completed(state.get("config")) != config.to_dict():
             raise ValueError(
                 f"{run_dir}: the checkpoint was written with a different configuration"
             )
@@ -154,7 +154,7 @@ def train(
     steps = max(1, config.patches_per_epoch // config.batch_size)  # as the reference's Keras fit
     for epoch in range(first_epoch, config.epochs):
         start = time.perf_counter()
-        lr = cosine_annealing_lr(epoch, config.lr_max, config.lr_min, config.lr_period)
+        lr = learning_rate(config, epoch)
         for group in optimizer.param_groups:
             group["lr"] = lr
         model.train()
@@ -163,11 +163,10 @@ def train(
             range(steps), desc=f"epoch {epoch + 1}/{config.epochs}", disable=not show, leave=False
         )
         for _ in bar:
-            images, labels = sampler.sample(config.batch_size)
-            x = torch.from_numpy(images).to(dev)
+            images, labels, extras = sampler.sample_with_extras(config.batch_size)
+            x = prepare(torch.from_numpy(images).to(dev))
             y = torch.from_numpy(labels).to(dev)
-            loss = cross_entropy(model(x), y)
-            total = loss + keras_l2_penalty(kernels, config.weight_decay)
+            loss, total = objective(model, x, y, torch.from_numpy(extras).to(dev))
             optimizer.zero_grad(set_to_none=True)
             total.backward()
             optimizer.step()
@@ -177,7 +176,7 @@ def train(
             "epoch": float(epoch),
             "lr": lr,
             "loss": float(np.mean(losses)),
-            **_validate(model, val_batches, dev),
+            **_validate(model, val_batches, dev, prepare),
             "seconds": time.perf_counter() - start,
         }
         save_checkpoint(run_dir, epoch, model, optimizer, rng, {"config": config.to_dict()})
@@ -201,13 +200,18 @@ def train(
             model,
             (sampler.sample(config.batch_size)[0] for _ in range(config.bn_recalibration_batches)),
             dev,
+            prepare,
         )
     save_run(run_dir, model, config.architecture, config.architecture_kwargs, meta)
     return TrainingResult(run_dir, config.epochs - first_epoch, history)
 
 
-def recalibrate_batchnorm(model: torch.nn.Module, batches, dev: torch.device) -> None:
-    """Replace BatchNorm running statistics by their exact average over ``batches``."""
+def recalibrate_batchnorm(
+    model: torch.nn.Module, batches, dev: torch.device, prepare: Callable | None = None
+) -> None:
+    """Replace BatchNorm running statistics by their exact average over ``batches``
+    (``prepare``: the run's per-window normalisation, if any)."""
+    prepare = prepare or (lambda x: x)
     norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     momenta = [m.momentum for m in norms]
     model.eval()
@@ -217,22 +221,78 @@ def recalibrate_batchnorm(model: torch.nn.Module, batches, dev: torch.device) ->
         m.train()
     with torch.no_grad():
         for images in batches:
-            model(torch.from_numpy(images).to(dev))
+            model(prepare(torch.from_numpy(images).to(dev)))
     for m, momentum in zip(norms, momenta, strict=True):
         m.momentum = momentum
     model.eval()
 
 
-def _validation_patches(subjects: Sequence[Subject], config: TrainingConfig):
+def check_geometry(model: torch.nn.Module, config: TrainingConfig) -> None:
+    """2-D networks need a ``view`` and 3-D networks none; patches must fit the network."""
+    name = config.architecture
+    if spatial_dimensions(model) == 2 and config.view is None:
+        raise ValueError(f"{name} is a 2-D network: choose a view (axial, coronal, sagittal)")
+    if spatial_dimensions(model) == 3 and config.view is not None:
+        raise ValueError(f"{name} is a 3-D network: 'view' applies to 2-D networks only")
+    multiple = size_multiple(model)
+    if config.view is None and config.patch_size % multiple:
+        raise ValueError(
+            f"{name} needs patch_size a multiple of {multiple}, got {config.patch_size}"
+        )
+
+
+def make_sampler(
+    config: TrainingConfig,
+    subjects: Sequence[Subject],
+    rng: np.random.Generator,
+    model: torch.nn.Module,
+    extras: Sequence[np.ndarray] | None = None,
+) -> PatchSampler | SliceSampler:
+    """Patches of ``config.patch_size`` for 3-D networks, whole slices of ``config.view`` for
+    2-D ones."""
+    if config.view is not None:
+        return SliceSampler(subjects, config.view, size_multiple(model), rng, config.augment)
+    return PatchSampler(
+        subjects,
+        config.patch_size,
+        rng,
+        config.sampling,
+        config.augment,
+        config.augmentation,
+        extras,
+    )
+
+
+def _input_transform(config: TrainingConfig) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The per-window normalisation the bundle will declare (identity for most networks)."""
+    transform = window_transform(config.normalisation)
+    return transform if transform is not None else (lambda x: x)
+
+
+def _completed(saved: dict | None) -> dict | None:
+    """A checkpoint's config with the fields added since it was written at their defaults."""
+    if saved is None:
+        return None
+    defaults = TrainingConfig().to_dict()
+    return {**{k: v for k, v in defaults.items() if k not in saved}, **saved}
+
+
+def _validation_patches(subjects: Sequence[Subject], config: TrainingConfig, model=None):
     if not subjects:
         return []
     # A separate generator: the validation set must not depend on (or disturb) training draws.
-    sampler = PatchSampler(subjects, config.patch_size, np.random.default_rng(config.seed + 1))
+    rng = np.random.default_rng(config.seed + 1)
+    sampler: PatchSampler | SliceSampler
+    if config.view is not None and model is not None:
+        sampler = SliceSampler(subjects, config.view, size_multiple(model), rng)
+    else:  # the reference's rule (brain windows, no augmentation), whatever training uses
+        sampler = PatchSampler(subjects, config.patch_size, rng)
     images, labels = sampler.sample(config.validation_patches)
     return [(images[i : i + 8], labels[i : i + 8]) for i in range(0, len(images), 8)]
 
 
-def _validate(model, batches, dev) -> dict[str, float]:
+def _validate(model, batches, dev, prepare=None) -> dict[str, float]:
+    prepare = prepare or (lambda x: x)
     nan = float("nan")
     if not batches:
         return {"val_loss": nan, "val_dice_csf": nan, "val_dice_gm": nan, "val_dice_wm": nan}
@@ -240,7 +300,7 @@ def _validate(model, batches, dev) -> dict[str, float]:
     preds, truths, losses = [], [], []
     with torch.no_grad():
         for images, labels in batches:
-            logits = model(torch.from_numpy(images).to(dev))
+            logits = model(prepare(torch.from_numpy(images).to(dev)))
             y = torch.from_numpy(labels).to(dev)
             losses.append(cross_entropy(logits, y).item() * len(images))
             preds.append(logits.argmax(1).cpu())
