@@ -24,7 +24,7 @@ demo: venv
 	$(BIN)/infant-tissue make-phantoms $(DEMO)/bids --n-subjects 2 --seed 7 --shape 64 72 64 \
 		--skull-stripped --overwrite --templateflow $(DEMO)/templateflow
 	TEMPLATEFLOW_HOME=$(abspath $(DEMO)/templateflow) $(BIN)/infant-tissue $(DEMO)/bids \
-		$(DEMO)/derivatives participant --skull-stripped \
+		$(DEMO)/derivatives participant --skull-stripped --qc-norms $(DEMO)/bids/code/qc_norms.tsv \
 		--device cpu --nprocs 2 --omp-nthreads 2 -w $(DEMO)/work
 	$(BIN)/infant-tissue $(DEMO)/bids $(DEMO)/derivatives group
 	@echo; echo "outputs: $(DEMO)/derivatives (per session: sub-*/ses-*/anat; cohort: group/)"

@@ -31,6 +31,12 @@ class RunConfig:
     input_domain: str = "cerebrum"
     #: ``--keep-cerebellum``: do not remove cerebellum and brain stem for a ``cerebrum`` bundle
     keep_cerebellum: bool = False
+    #: ``--t2w-registered``: the T2w is already aligned with the T1w (no registration)
+    t2w_registered: bool = False
+    #: members the segmentation uses (the bundle's, or fewer with ``members:K``)
+    ensemble_members: int = 1
+    #: ``--qc-norms``: brain-volume norms for the QC verdict (None: the literature's)
+    qc_norms: Path | None = None
     participant_labels: list[str] | None = None
     session_labels: list[str] | None = None
     bids_filters: dict[str, Any] | None = None

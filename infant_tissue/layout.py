@@ -26,7 +26,7 @@ from .utils.atomic import write_atomic
 DERIVATIVE_PATTERN = (
     "sub-{subject}[/ses-{session}]/anat/sub-{subject}[_ses-{session}][_acq-{acquisition}]"
     "[_ce-{ceagent}][_rec-{reconstruction}][_run-{run}][_space-{space}][_label-{label}]"
-    "[_desc-{desc}]_{suffix<T1w|T2w|mask|dseg|probseg|volumes>}{extension<.nii.gz|.json|.tsv>}"
+    "[_desc-{desc}]_{suffix<T1w|T2w|mask|dseg|probseg|volumes|qc>}{extension<.nii.gz|.json|.tsv>}"
 )
 #: Entities kept from the source file name (pybids names), in BIDS order.
 SOURCE_ENTITIES = ("subject", "session", "acquisition", "ceagent", "reconstruction", "run")
@@ -43,6 +43,12 @@ SESSION_DERIVATIVES: dict[str, tuple[str, dict[str, str], str]] = {
     "prob_WM": ("probseg", {"space": "T1w", "label": "WM"}, ".nii.gz"),
     "prob_CSF": ("probseg", {"space": "T1w", "label": "CSF"}, ".nii.gz"),
     "volumes": ("volumes", {"desc": "tissue"}, ".tsv"),
+    # the ensemble's own uncertainty (probseg: values in [0, 1] on the T1w grid; the sidecars
+    # say what they are)
+    "disagreement": ("probseg", {"space": "T1w", "desc": "disagreement"}, ".nii.gz"),
+    "entropy": ("probseg", {"space": "T1w", "desc": "entropy"}, ".nii.gz"),
+    # QC metrics and verdict of the session (qc/), next to the volume table
+    "qc": ("qc", {"desc": "tissue"}, ".json"),
 }
 
 #: A crash file's name: ``crash-<session or 'nosession'>-<YYYYmmddTHHMMSSffffff>.txt`` (read
@@ -50,14 +56,19 @@ SESSION_DERIVATIVES: dict[str, tuple[str, dict[str, str], str]] = {
 CRASH_NAME = re.compile(r"^crash-(?:ses-)?(?P<session>[A-Za-z0-9]+)-[^/]*\.txt$")
 NO_SESSION = "nosession"
 
-BIDSIGNORE = "*.html\ngroup\nlog\nfigures\n*_desc-tissue_volumes.tsv\n*_desc-tissue_volumes.json\n"
+BIDSIGNORE = (
+    "*.html\ngroup\nlog\nfigures\n*_desc-tissue_volumes.tsv\n*_desc-tissue_volumes.json\n"
+    "*_desc-tissue_qc.json\n"
+)
 README = """# infant-tissue derivatives
 
 Tissue segmentations (CSF, GM, WM) of infant T1w + T2w MRI made by infant-tissue (3D-MASNet).
 Per session: `*_desc-preproc_T1w`, `*_space-T1w_desc-preproc_T2w`, `*_space-T1w_desc-brain_mask`,
 `*_space-T1w_desc-cerebellumbrainstem_mask` (the region removed before segmentation),
 `*_space-T1w_dseg` (1 GM, 2 WM, 3 CSF; see `dseg.tsv`), `*_space-T1w_label-{GM,WM,CSF}_probseg`
-and `*_desc-tissue_volumes.tsv`; `group/` holds the cohort tables made by the group level.
+`*_space-T1w_desc-{disagreement,entropy}_probseg` (where the ensemble's members disagree, how
+uncertain its mean probabilities are), `*_desc-tissue_volumes.tsv` and `*_desc-tissue_qc.json`
+(QC metrics and the pass/warn/fail verdict); `group/` holds the cohort tables made by the group level.
 QC reports: `sub-X[_ses-Y].html` (figures in `sub-X/figures/`) and `group/report.html`.
 """
 CODE_URL = "https://github.com/infant-tissue/infant-tissue"

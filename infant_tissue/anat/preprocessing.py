@@ -40,9 +40,12 @@ def register_rigid(
     out_file: str,
     out_transform: str,
     resolution_mm: float = 2.0,
+    estimate: bool = True,
 ) -> None:
     """Rigid (6-dof) registration of ``moving`` to ``fixed`` with Mattes mutual information;
     writes the moving image resampled onto the fixed grid (linear) and the ITK transform.
+    ``estimate=False`` takes the images as already aligned: the identity transform, the moving
+    image resampled through the headers only.
 
     The transform is estimated on copies resampled to ``resolution_mm`` (a 0.8 mm 320³ infant
     image would otherwise take many minutes per session); being physical, it then applies to
@@ -50,6 +53,12 @@ def register_rigid(
     """
     ants = load_ants()
     fixed, moving = ants.image_read(fixed_file), ants.image_read(moving_file)
+    if not estimate:
+        identity = ants.new_ants_transform(dimension=3, transform_type="Euler3DTransform")
+        ants.write_transform(identity, out_transform)
+        warped = ants.apply_transforms(fixed, moving, [out_transform], interpolator="linear")
+        ants.image_write(warped, out_file)
+        return
     reg = ants.registration(
         fixed=coarse(ants, fixed, resolution_mm),
         moving=coarse(ants, moving, resolution_mm),

@@ -155,6 +155,20 @@ def add_app_options(parser: argparse.ArgumentParser, *, defaults: bool = True):
         metavar="DIR",
         help="derivatives with precomputed NiBabies-style desc-brain_mask files",
     )
+    g.add_argument(
+        "--t2w-registered",
+        action="store_true",
+        help="the T2w is already aligned with the T1w (e.g. iSeg-form or NiBabies-preprocessed "
+        "inputs): resample it through the headers, do not register it. The QC record checks it",
+    )
+    q = parser.add_argument_group("quality control")
+    q.add_argument(
+        "--qc-norms",
+        type=Path,
+        metavar="TSV",
+        help="expected brain-mask volume by age (columns age_months, brain_mask_ml) for the QC "
+        "verdict; default: the growth curve of the literature (docs/qc.md)",
+    )
     m = parser.add_argument_group("model and inference")
     m.add_argument("--models", type=Path, metavar="DIR", help="weight bundle (default: packaged)")
     m.add_argument(

@@ -25,6 +25,7 @@ from ..phantoms import (
     write_bids_dataset,
     write_iseg_dataset,
 )
+from ..phantoms.norms import phantom_norms
 from ..phantoms.templates import write_templateflow
 from ..utils.templates import mniinfant_cohort
 from ._common import ExitCode, error, parse_args, setup_logging
@@ -100,6 +101,9 @@ def main(argv: list[str] | None = None) -> int:
             root = out if args.form == "bids" else out / "bids"
             write_bids_dataset(root, subjects, skull_stripped=args.skull_stripped)
             targets.append(f"BIDS dataset: {root}")
+            # phantom heads are ~8x smaller than real brains: the QC needs their own norms
+            norms = phantom_norms(args.shape, seed=args.seed).write(root / "code" / "qc_norms.tsv")
+            targets.append(f"QC norms:     {norms} (pass it as --qc-norms)")
         if args.form in ("iseg", "both"):
             root = out if args.form == "iseg" else out / "iseg"
             write_iseg_dataset(root, subjects, nifti=args.iseg_nifti)

@@ -73,6 +73,7 @@ def _participant(args) -> int:
     from ..app import run_participant
     from ..bundle import load_bundle
     from ..config import RunConfig
+    from ..inference.modes import parse_mode as parse_inference_mode
     from ..utils.filters import load_bids_filters
 
     os.environ.setdefault("NIPYPE_NO_ET", "1")  # nipype must not phone home
@@ -85,7 +86,13 @@ def _participant(args) -> int:
             f"{bundle or 'no --models'}: no weight bundle (model.json) found; give --models DIR",
         )
         return ExitCode.NOINPUT
-    input_domain = load_bundle(bundle).input_domain
+    loaded = load_bundle(bundle)
+    input_domain = loaded.input_domain
+    members = min(len(loaded), parse_inference_mode(args.inference_mode).members or len(loaded))
+    if args.qc_norms is not None:
+        from ..qc.norms import BrainVolumeNorms
+
+        BrainVolumeNorms.read(args.qc_norms)  # a bad table stops the run before any work
     if args.keep_cerebellum and input_domain == "cerebrum":
         logging.getLogger("infant_tissue").warning(
             "--keep-cerebellum: cerebellum and brain stem are not removed, but the model was "
@@ -109,6 +116,9 @@ def _participant(args) -> int:
         age_months=args.age_months,
         input_domain=input_domain,
         keep_cerebellum=args.keep_cerebellum,
+        t2w_registered=args.t2w_registered,
+        ensemble_members=members,
+        qc_norms=args.qc_norms.resolve() if args.qc_norms else None,
         participant_labels=args.participant_label,
         session_labels=args.session_label,
         bids_filters=filters,

@@ -9,11 +9,17 @@ The participant level leaves one long-format table per session,
   ready for a statistics package;
 * ``tissue_volumes_summary.tsv``: n, mean, SD, median and quartiles per measure, for the whole
   cohort and per age bin (infant brains grow fast, so a pooled mean alone misleads);
-* ``tissue_volumes_outliers.tsv``: a robust z-score per session and measure, flagged above 3.5
-  with a sentence saying why, and the path of the session's report for a visual check;
+* ``tissue_volumes_outliers.tsv`` (+ ``.json``: columns and the age model): per session and
+  measure, the residual z-score and centile against the value expected at the session's age
+  (a robust fit of the measure against age, once at least 8 sessions have an age) or, failing
+  that, the cohort-wide robust z; flagged above 3.5 with a sentence saying why, and the path of
+  the session's report for a visual check;
+* ``session_qc.tsv`` (+ ``.json``): every session's QC verdict (pass/warn/fail, or n/a without
+  a QC record), its reasons and metrics;
 * ``sessions_status.tsv``: every expected session as ``ok``, ``failed`` (with the first line of
   its crash file), ``partial`` (outputs present but unusable, with the reason) or ``missing``;
-* figures, PNG and SVG: volume against age per tissue (when any age is known) and distributions.
+* figures, PNG and SVG: growth curves (each volume and fraction against age with the age
+  model's median and centile bands; a scatter and trend without it) and distributions.
 
 Why so defensive: the group level is run after a batch job in which some participants crashed,
 some were killed half-way and some were never started. A missing or broken session is listed
@@ -22,13 +28,15 @@ is an error. Every table is checked strictly (header, tissue rows, labels, numbe
 being the sum of the tissues) so a hand-edited or truncated file is reported, not averaged in.
 
 All paths written into the tables are relative to ``output_dir`` (the derivatives root), as
-BIDS does for paths inside a dataset. Everything here is plain Python, numpy and matplotlib
-(Agg, no display); nipype and pybids are not needed unless ``bids_dir`` is given.
+BIDS does for paths inside a dataset. Everything here is Python, numpy, pandas (tables),
+statsmodels (age model, LOWESS) and matplotlib (Agg, no display); nipype and pybids are not
+needed unless ``bids_dir`` is given.
 
 The package holds the entry point :func:`run_group` and its :class:`GroupResult`; the work is
 split over ``read`` (one session's table and sidecar), ``status`` (finding sessions and their
-status), ``stats`` (pure statistics and outliers), ``tables`` (columns, rows, sidecar) and
-``figures`` (matplotlib).
+status), ``stats`` (pure statistics, cohort-wide outliers), ``agemodel`` (the robust fit
+against age), ``outliers`` (which of the two scores each session), ``session_qc`` (the QC
+verdicts), ``tables`` (columns, rows, sidecars, the TSV writer) and ``figures`` (matplotlib).
 """
 
 from __future__ import annotations
@@ -42,7 +50,9 @@ from typing import Any
 
 from ..utils.atomic import write_atomic
 from ._common import _unit_label
+from .agemodel import AgeModel, AgeModelError, fit_age_model
 from .figures import make_figures
+from .outliers import OutlierScores, score_outliers
 from .read import (
     SessionVolumes,
     VolumeTableError,
@@ -50,7 +60,8 @@ from .read import (
     read_session_table,
     read_session_volumes,
 )
-from .stats import Outlier, age_bin, describe, find_outliers, lowess, robust_z
+from .session_qc import SessionQCRow, collect_session_qc, session_qc_frame, session_qc_sidecar
+from .stats import Outlier, age_bin, describe, find_outliers, robust_z
 from .status import STATUSES, VOLUMES_SUFFIX, SessionStatus, collect_group
 from .tables import (
     OUTLIER_COLUMNS,
@@ -58,11 +69,13 @@ from .tables import (
     SUMMARY_COLUMNS,
     VOLUMES_COLUMNS,
     _outlier_table_rows,
+    _outliers_sidecar,
     _status_rows,
     _summary_rows,
-    _tsv,
     _volumes_rows,
     _volumes_sidecar,
+    frame_of,
+    write_table,
 )
 
 __all__ = [
@@ -71,22 +84,28 @@ __all__ = [
     "STATUS_COLUMNS",
     "SUMMARY_COLUMNS",
     "VOLUMES_COLUMNS",
+    "AgeModel",
+    "AgeModelError",
     "GroupResult",
     "Outlier",
+    "OutlierScores",
+    "SessionQCRow",
     "SessionStatus",
     "SessionVolumes",
     "VolumeTableError",
     "age_bin",
     "collect_group",
+    "collect_session_qc",
     "describe",
     "find_outliers",
-    "lowess",
+    "fit_age_model",
     "make_figures",
     "read_session_sidecar",
     "read_session_table",
     "read_session_volumes",
     "robust_z",
     "run_group",
+    "score_outliers",
 ]
 
 LOGGER = logging.getLogger(__name__)
@@ -100,14 +119,22 @@ class GroupResult:
     ----------
     group_dir
         ``output_dir/group``.
-    volumes_tsv, volumes_json, summary_tsv, outliers_tsv, status_tsv
-        The tables written.
+    volumes_tsv, volumes_json, summary_tsv, outliers_tsv, outliers_json, status_tsv
+        The tables written (and sidecars).
+    session_qc_tsv, session_qc_json
+        Every session's QC verdict, and the column descriptions.
     figures
         The figure files written (PNG and SVG).
     sessions
         The status of every session, in table order.
     outliers
         The flagged values.
+    qc
+        The QC row of every session, in the order of ``sessions``.
+    outlier_method, outlier_note
+        ``"age-model"`` or ``"cohort"``, and the sentence saying which model or why not.
+    age_models
+        The age model of each measure that has one.
     """
 
     group_dir: Path
@@ -115,10 +142,17 @@ class GroupResult:
     volumes_json: Path
     summary_tsv: Path
     outliers_tsv: Path
+    outliers_json: Path
     status_tsv: Path
+    session_qc_tsv: Path
+    session_qc_json: Path
     figures: list[Path] = field(default_factory=list)
     sessions: list[SessionStatus] = field(default_factory=list)
     outliers: list[Outlier] = field(default_factory=list)
+    qc: list[SessionQCRow] = field(default_factory=list)
+    outlier_method: str = "cohort"
+    outlier_note: str = ""
+    age_models: dict[str, AgeModel] = field(default_factory=dict)
 
     @property
     def paths(self) -> list[Path]:
@@ -128,7 +162,10 @@ class GroupResult:
             self.volumes_json,
             self.summary_tsv,
             self.outliers_tsv,
+            self.outliers_json,
             self.status_tsv,
+            self.session_qc_tsv,
+            self.session_qc_json,
         ]
         return tables + list(self.figures)
 
@@ -185,7 +222,7 @@ def run_group(
     *,
     expected_sessions: Iterable[Any] | None = None,
 ) -> GroupResult:
-    """Run the group level: cohort tables, outliers, session status and figures in ``group/``.
+    """Run the group level: cohort tables, outliers, QC verdicts, status and figures in group/.
 
     Parameters
     ----------
@@ -225,7 +262,7 @@ def run_group(
         where = root if root.is_dir() else f"{root} (folder does not exist)"
         found = ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "no sessions at all"
         if statuses:
-            write_atomic(_tsv(STATUS_COLUMNS, _status_rows(statuses)), status_tsv)
+            write_table(frame_of(_status_rows(statuses), STATUS_COLUMNS), status_tsv)
         raise ValueError(
             f"no session volume tables found under {where} "
             f"(expected sub-<label>[/ses-<label>]/anat/*{VOLUMES_SUFFIX}.tsv; found: {found})"
@@ -238,27 +275,41 @@ def run_group(
         counts["partial"],
         counts["missing"],
     )
-    outlier_rows, flagged = find_outliers(records)
-    for o in flagged:
+    scores = score_outliers(records)
+    LOGGER.info("outliers: %s", scores.note)
+    for o in scores.flagged:
         LOGGER.warning("%s: possible outlier: %s", _unit_label(o.subject, o.session), o.reason)
+    qc = collect_session_qc(root, statuses)
 
     result = GroupResult(
         group_dir=group,
-        volumes_tsv=write_atomic(
-            _tsv(VOLUMES_COLUMNS, _volumes_rows(records, root)), group / "tissue_volumes.tsv"
+        volumes_tsv=write_table(
+            frame_of(_volumes_rows(records, root), VOLUMES_COLUMNS), group / "tissue_volumes.tsv"
         ),
         volumes_json=write_atomic(_volumes_sidecar(), group / "tissue_volumes.json"),
-        summary_tsv=write_atomic(
-            _tsv(SUMMARY_COLUMNS, _summary_rows(records)), group / "tissue_volumes_summary.tsv"
+        summary_tsv=write_table(
+            frame_of(_summary_rows(records), SUMMARY_COLUMNS),
+            group / "tissue_volumes_summary.tsv",
         ),
-        outliers_tsv=write_atomic(
-            _tsv(OUTLIER_COLUMNS, _outlier_table_rows(outlier_rows, root)),
+        outliers_tsv=write_table(
+            frame_of(_outlier_table_rows(scores.rows, root), OUTLIER_COLUMNS),
             group / "tissue_volumes_outliers.tsv",
         ),
-        status_tsv=write_atomic(_tsv(STATUS_COLUMNS, _status_rows(statuses)), status_tsv),
+        outliers_json=write_atomic(
+            _outliers_sidecar(scores.sidecar()), group / "tissue_volumes_outliers.json"
+        ),
+        status_tsv=write_table(frame_of(_status_rows(statuses), STATUS_COLUMNS), status_tsv),
+        session_qc_tsv=write_table(session_qc_frame(qc), group / "session_qc.tsv"),
+        session_qc_json=write_atomic(session_qc_sidecar(qc), group / "session_qc.json"),
         sessions=list(statuses),
-        outliers=flagged,
+        outliers=scores.flagged,
+        qc=qc,
+        outlier_method=scores.method,
+        outlier_note=scores.note,
+        age_models=scores.models,
     )
-    result.figures = make_figures(records, flagged, group)
+    result.figures = make_figures(
+        records, scores.flagged, group, models=scores.models, note=scores.note
+    )
     LOGGER.info("group level: wrote %d file(s) to %s", len(result.paths), group)
     return result

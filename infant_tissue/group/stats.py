@@ -1,9 +1,10 @@
 """Cohort statistics: pure functions on numbers, no files.
 
 Age bins (:func:`age_bin`), n/mean/SD/quartiles (:func:`describe`), robust z-scores
-(:func:`robust_z`), a small numpy LOWESS for the trend lines of the figures (:func:`lowess`),
-and :func:`find_outliers`, which scores every session for every outlier measure and returns the
-flagged values as :class:`Outlier` with a sentence saying why.
+(:func:`robust_z`), and :func:`find_outliers`, which scores every session for every outlier
+measure against the whole cohort and returns the flagged values as :class:`Outlier` with a
+sentence saying why. Scoring against the expected value at each session's age is in
+:mod:`.agemodel` and :mod:`.outliers`, which falls back to :func:`find_outliers`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ._common import FRACTION_MEASURES, VOLUME_MEASURES, _float
+from .agemodel import centile
 from .read import SessionVolumes
 
 #: |robust z| above which a value is flagged (Iglewicz & Hoaglin's recommendation).
@@ -36,16 +38,30 @@ UNKNOWN_AGE_BIN = "unknown"
 OUTLIER_MEASURES: tuple[str, ...] = VOLUME_MEASURES + FRACTION_MEASURES
 
 
+#: How a value was scored: against the expected value at its age, or against the whole cohort.
+METHOD_AGE_MODEL, METHOD_COHORT = "age-model", "cohort"
+
+
 @dataclass(frozen=True)
 class Outlier:
-    """One flagged value: which session, which measure, its robust z and the reason."""
+    """One flagged value: which session, which measure, its z-score and the reason.
+
+    ``z`` is the residual z-score from the age model (``method`` ``"age-model"``) or the
+    cohort-wide robust z (``"cohort"``); ``expected`` is the value expected at the session's age
+    or the cohort median; ``centile`` (in %) is the normal CDF of ``z``; ``age_months`` is the
+    session's age (None when unknown).
+    """
 
     subject: str
     session: str | None
     measure: str
     value: float
-    robust_z: float
+    z: float
     reason: str
+    method: str = METHOD_COHORT
+    expected: float | None = None
+    centile: float | None = None
+    age_months: float | None = None
 
 
 def _measure_phrase(measure: str) -> tuple[str, str]:
@@ -147,68 +163,6 @@ def robust_z(values: Sequence[float]) -> tuple[np.ndarray, float, float]:
     return MAD_TO_SD * (x - median) / mad, median, mad
 
 
-def lowess(
-    x: Sequence[float], y: Sequence[float], *, frac: float = 2.0 / 3.0, iterations: int = 2
-) -> np.ndarray:
-    """Locally weighted linear regression (Cleveland, 1979) evaluated at ``x``.
-
-    A small numpy version (tricube weights over the ``ceil(frac * n)`` nearest points, local
-    straight lines, bisquare robustness iterations) so the figures need no statsmodels. It
-    reproduces a straight line exactly and ignores a single wild point.
-
-    Parameters
-    ----------
-    x, y
-        Samples (same length, at least 2, finite).
-    frac
-        Fraction of the points in each local fit, in ``(0, 1]``.
-    iterations
-        Robustness iterations (0 gives the plain weighted fit).
-
-    Returns
-    -------
-    numpy.ndarray
-        The smoothed value at each ``x``, in the input order.
-    """
-    xs = np.asarray(x, dtype=float)
-    ys = np.asarray(y, dtype=float)
-    if xs.shape != ys.shape or xs.ndim != 1:
-        raise ValueError(f"x and y must be 1-D of the same length, got {xs.shape} and {ys.shape}")
-    if xs.size < 2:
-        raise ValueError("lowess needs at least 2 points")
-    if not 0.0 < frac <= 1.0:
-        raise ValueError(f"frac must be in (0, 1], got {frac}")
-    n = xs.size
-    r = min(n, max(2, math.ceil(frac * n)))
-    dist = np.abs(xs[:, None] - xs[None, :])  # (target, sample)
-    h = np.sort(dist, axis=1)[:, r - 1]
-    h = np.where(h > 0, h, 1.0)
-    base = np.clip(dist / (h[:, None] * 1.000001), 0.0, 1.0)
-    base = (1.0 - base**3) ** 3
-    robust = np.ones(n)
-    fitted = np.empty(n)
-    for _ in range(iterations + 1):
-        w = base * robust[None, :]
-        for i in range(n):
-            wi = w[i]
-            sw = wi.sum()
-            if sw <= 0:
-                fitted[i] = ys[i]
-                continue
-            mx = (wi * xs).sum() / sw
-            my = (wi * ys).sum() / sw
-            sxx = (wi * (xs - mx) ** 2).sum()
-            slope = (wi * (xs - mx) * (ys - my)).sum() / sxx if sxx > 1e-12 * sw else 0.0
-            fitted[i] = my + slope * (xs[i] - mx)
-        resid = ys - fitted
-        scale = 6.0 * float(np.median(np.abs(resid)))
-        if scale <= 0:
-            break
-        u = np.clip(resid / scale, -1.0, 1.0)
-        robust = (1.0 - u**2) ** 2
-    return fitted
-
-
 def find_outliers(
     records: Sequence[SessionVolumes],
 ) -> tuple[list[dict[str, Any]], list[Outlier]]:
@@ -217,8 +171,11 @@ def find_outliers(
     The cohort is every usable session; scores are not age-adjusted. Volumes grow fast in the
     first year, so in a cohort spread over many months a failure can hide in the spread due to
     growth (and the youngest or oldest sessions may stand out for their age alone); the tissue
-    fractions change slowly with age and are the more sensitive check. A measure with fewer than :data:`MIN_SESSIONS_FOR_OUTLIERS` values or a MAD of 0 gets no
-    flags and a note instead of a score.
+    fractions change slowly with age and are the more sensitive check. This is why
+    :func:`~infant_tissue.group.outliers.score_outliers` uses it only when too few sessions
+    have an age for the age model. A measure with fewer than
+    :data:`MIN_SESSIONS_FOR_OUTLIERS` values or a MAD of 0 gets no flags and a note instead of a
+    score.
 
     Returns
     -------
@@ -269,7 +226,20 @@ def find_outliers(
                     f"{name} {_fmt_reason_value(value, unit)} is {abs(score):.1f} robust SD "
                     f"{side} the cohort median {_fmt_reason_value(median, unit)}"
                 )
-                flagged.append(Outlier(rec.subject, rec.session, measure, value, score, reason))
+                flagged.append(
+                    Outlier(
+                        rec.subject,
+                        rec.session,
+                        measure,
+                        value,
+                        score,
+                        reason,
+                        METHOD_COHORT,
+                        median,
+                        centile(score),
+                        rec.age_months,
+                    )
+                )
             rows.append(
                 {
                     "subject": rec.subject,

@@ -1,20 +1,24 @@
-"""The group tables: their columns, their rows and the sidecar of the volumes table.
+"""The group tables: their columns, their rows, their sidecars and the TSV writer.
 
 Column constants of ``tissue_volumes.tsv``, ``tissue_volumes_summary.tsv``,
 ``tissue_volumes_outliers.tsv`` and ``sessions_status.tsv``; the builders of their rows (numbers
 formatted without trailing zeros, ``n/a`` for missing values, paths relative to the output
-folder); the TSV text; and the column descriptions of ``tissue_volumes.json``. Writing the files
-is left to :func:`~infant_tissue.group.run_group`.
+folder); the column descriptions of ``tissue_volumes.json`` and
+``tissue_volumes_outliers.json``; and :func:`write_table`, which writes a pandas DataFrame as a
+BIDS TSV atomically. Deciding what to write is left to :func:`~infant_tissue.group.run_group`.
 """
 
 from __future__ import annotations
 
+import csv
 import math
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..utils.tsv import tsv_text
+from ..utils.atomic import write_atomic
+from ..utils.tsv import cell
 from ._common import (
     FRACTION_MEASURES,
     NA,
@@ -70,12 +74,17 @@ OUTLIER_COLUMNS: tuple[str, ...] = (
     "age_months",
     "measure",
     "value",
+    "method",
+    "expected",
+    "z",
+    "centile",
+    "outlier",
+    "reason",
+    "note",
     "cohort_n",
     "cohort_median",
     "cohort_mad",
     "robust_z",
-    "outlier",
-    "reason",
     "report",
 )
 #: Columns of ``group/sessions_status.tsv``.
@@ -100,7 +109,27 @@ def _fmt(value: float | None, decimals: int) -> str:
     return "0" if text in ("-0", "") else text
 
 
-_tsv = tsv_text
+def _cell(value: Any) -> str:
+    """A TSV cell (:func:`infant_tissue.utils.tsv.cell`); NaN, which pandas uses for missing
+    values, is ``n/a`` too."""
+    if isinstance(value, float) and math.isnan(value):
+        return NA
+    return cell(value)
+
+
+def frame_of(rows: Sequence[Sequence[Any]] | Sequence[Mapping[str, Any]], columns: Sequence[str]):
+    """A pandas DataFrame of ``rows`` (lists in column order, or dicts) with ``columns``."""
+    import pandas as pd
+
+    return pd.DataFrame(list(rows), columns=list(columns))
+
+
+def write_table(frame: Any, path: str | os.PathLike[str]) -> Path:
+    """Write a DataFrame as a BIDS TSV, atomically: tab-separated, ``n/a`` for missing values,
+    no index, no quoting (:func:`_cell` folds tabs and newlines, so no cell needs quotes)."""
+    cells = frame.astype(object).apply(lambda column: column.map(_cell))
+    text = cells.to_csv(sep="\t", index=False, lineterminator="\n", quoting=csv.QUOTE_NONE)
+    return write_atomic(text, path)
 
 
 # --- tables --------------------------------------------------------------------------------------
@@ -163,12 +192,17 @@ def _outlier_table_rows(rows: Sequence[Mapping[str, Any]], root: Path) -> list[l
                 _fmt(row["age_months"], 4),
                 row["measure"],
                 _fmt(row["value"], digits),
+                row["method"],
+                _fmt(row["expected"], digits),
+                _fmt(row["z"], 3),
+                _fmt(row["centile"], 3),
+                "true" if row["outlier"] else "false",
+                row["reason"] or None,
+                row["note"] or None,
                 row["cohort_n"],
                 _fmt(row["cohort_median"], digits),
                 _fmt(row["cohort_mad"], digits),
                 _fmt(row["robust_z"], 3),
-                "true" if row["outlier"] else "false",
-                row["reason"] or None,
                 _rel(report_path, root) if report_path.is_file() else None,
             ]
         )
@@ -225,3 +259,43 @@ def _volumes_sidecar() -> dict[str, Any]:
         "Units": "mm^3",
     }
     return {c: cols[c] for c in VOLUMES_COLUMNS}
+
+
+def _outliers_sidecar(age_model: Mapping[str, Any]) -> dict[str, Any]:
+    """Column descriptions of ``tissue_volumes_outliers.tsv``, and the age model used."""
+    cols: dict[str, Any] = {
+        "subject": {"Description": "BIDS participant label (sub-<label>)."},
+        "session": {"Description": "BIDS session label (ses-<label>); n/a without sessions."},
+        "age_months": {"Description": "Age at scan.", "Units": "months"},
+        "measure": {"Description": "Column of tissue_volumes.tsv scored."},
+        "value": {"Description": "The session's value of the measure."},
+        "method": {
+            "Description": "How the value was scored.",
+            "Levels": {
+                "age-model": "residual from the robust fit of the measure against age",
+                "cohort": "robust z against the whole cohort (too few sessions with an age, "
+                "no age for this session, or no age model for this measure: see note)",
+            },
+        },
+        "expected": {
+            "Description": "Value expected at the session's age (age model), or the cohort "
+            "median (cohort)."
+        },
+        "z": {
+            "Description": "Residual / robust residual scale (age model), or 0.6745 x (value - "
+            "median) / MAD (cohort). |z| > 3.5 is flagged."
+        },
+        "centile": {
+            "Description": "Centile of the value given z, under a normal distribution.",
+            "Units": "%",
+        },
+        "outlier": {"Description": "true when |z| > 3.5."},
+        "reason": {"Description": "Why the value is flagged, or why it was not assessed."},
+        "note": {"Description": "Why the cohort-wide robust z was used instead of the age model."},
+        "cohort_n": {"Description": "Sessions with a value of the measure."},
+        "cohort_median": {"Description": "Median of the measure over the cohort."},
+        "cohort_mad": {"Description": "Median absolute deviation over the cohort (unscaled)."},
+        "robust_z": {"Description": "Cohort-wide robust z, whatever the method (for comparison)."},
+        "report": {"Description": "Path of the session's HTML report, relative to this dataset."},
+    }
+    return {**{c: cols[c] for c in OUTLIER_COLUMNS}, "AgeModel": dict(age_model)}

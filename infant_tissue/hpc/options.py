@@ -14,8 +14,14 @@ from ..errors import InputNotFoundError
 from .plan import AppOptions, BatchError, BatchPlan, Container, Resources, check_label, make_tasks
 
 #: App options passed on with their value, and flags passed on when set.
-VALUE_OPTIONS = ("inference_mode", "vote", "device", "age_months", "mem_gb")
-FLAG_OPTIONS = ("skull_stripped", "keep_cerebellum", "clean_workdir", "skip_bids_validation")
+VALUE_OPTIONS = ("inference_mode", "vote", "device", "age_months", "mem_gb", "qc_norms")
+FLAG_OPTIONS = (
+    "skull_stripped",
+    "keep_cerebellum",
+    "t2w_registered",
+    "clean_workdir",
+    "skip_bids_validation",
+)
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,8 @@ def app_flags(options: Any) -> tuple[str, ...]:
     flags: list[str] = []
     for option in VALUE_OPTIONS:
         value = getattr(options, option)
+        if isinstance(value, Path):
+            value = absolute(value)  # the job may start in another folder
         if value is not None:
             flags += ["--" + option.replace("_", "-"), str(value)]
     for option in FLAG_OPTIONS:

@@ -33,8 +33,11 @@ def run_segmentation(
     device: str = "auto",
     num_threads: int | None = None,
 ) -> dict:
-    """Segment model-grid images with an ensemble bundle; write 4-D probabilities (model order)
-    and a JSON record of how they were obtained."""
+    """Segment model-grid images with an ensemble bundle; write 4-D probabilities (model order),
+    the voted labels (``*_labels``), the ensemble's uncertainty (``*_uncertainty``: volume 0 the
+    members' disagreement, 0 for a single member; volume 1 the normalised entropy of the mean
+    probabilities) and a JSON record of how they were obtained (with ``window_coverage``, the
+    share of the brain the evaluated windows reached)."""
     from ..bundle import load_bundle
     from ..inference import segment_with_info
 
@@ -59,14 +62,23 @@ def run_segmentation(
     finally:
         logging.getLogger("infant_tissue").removeHandler(caught)
     labels, probs = result.labels, result.probabilities
+    entropy = result.entropy if result.entropy is not None else np.zeros(labels.shape, np.float32)
+    disagreement = (
+        result.disagreement if result.disagreement is not None else np.zeros_like(entropy)
+    )
+    covered = probs.sum(axis=0) > 0  # no window reached the others: their probabilities are 0
+    inside = np.ones(labels.shape, bool)
     if mask_file is not None:
         # Tissue exists only inside the brain mask: outside it the network's guesses (it never
         # saw such voxels in training) must not reach the label map or the volumes.
-        outside = np.asanyarray(nib.load(mask_file).dataobj) == 0
+        inside = np.asanyarray(nib.load(mask_file).dataobj) > 0
+        outside = ~inside
         labels = np.where(outside, 0, labels)
         probs = probs.copy()
         probs[:, outside] = 0
         probs[0, outside] = 1
+        entropy = np.where(outside, 0, entropy)
+        disagreement = np.where(outside, 0, disagreement)
     probs = np.moveaxis(probs, 0, -1).astype(np.float32)
     # The vote decides the labels, so they are stored beside the (mean) probabilities.
     write_atomic(nib.Nifti1Image(probs, t1.affine), out_prob)
@@ -74,8 +86,14 @@ def run_segmentation(
         nib.Nifti1Image(labels.astype(np.uint8), t1.affine),
         out_prob.replace(".nii.gz", "_labels.nii.gz"),
     )
+    uncertainty = np.stack([disagreement, entropy], axis=-1).astype(np.float32)
+    write_atomic(
+        nib.Nifti1Image(uncertainty, t1.affine), out_prob.replace(".nii.gz", "_uncertainty.nii.gz")
+    )
     info = {
         **result.info,
+        "window_coverage": float(covered[inside].mean()) if inside.any() else 0.0,
+        "disagreement_available": result.disagreement is not None,
         "bundle": bundle.name,
         "bundle_sha256": bundle.sha256,
         "bundle_members": len(bundle),

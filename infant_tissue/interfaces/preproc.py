@@ -53,6 +53,9 @@ class _RigidInputSpec(BaseInterfaceInputSpec):
     fixed = File(exists=True, mandatory=True, desc="reference image (T1w)")
     moving = File(exists=True, mandatory=True, desc="image to align (T2w)")
     num_threads = traits.Int(1, usedefault=True, desc="ITK threads")
+    estimate = traits.Bool(
+        True, usedefault=True, desc="estimate the transform (False: identity, already aligned)"
+    )
 
 
 class _RigidOutputSpec(TraitedSpec):
@@ -69,7 +72,9 @@ class RigidRegistration(SimpleInterface):
     def _run_interface(self, runtime):
         _set_threads(self.inputs.num_threads)
         out, xfm = _out(runtime, "moving_in_fixed.nii.gz"), _out(runtime, "moving_to_fixed.mat")
-        pp.register_rigid(self.inputs.fixed, self.inputs.moving, out, xfm)
+        pp.register_rigid(
+            self.inputs.fixed, self.inputs.moving, out, xfm, estimate=self.inputs.estimate
+        )
         self._results.update(out_file=out, transform=xfm)
         return runtime
 

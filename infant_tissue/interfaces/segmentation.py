@@ -35,6 +35,7 @@ class _SegmentInputSpec(BaseInterfaceInputSpec):
 class _SegmentOutputSpec(TraitedSpec):
     probabilities = File(exists=True, desc="4-D class probabilities (bg, CSF, GM, WM)")
     labels = File(exists=True, desc="voted labels (model order)")
+    uncertainty = File(exists=True, desc="4-D: members' disagreement, entropy of the mean")
     info = File(exists=True, desc="JSON record: bundle, mode, vote, device, timings")
 
 
@@ -54,7 +55,10 @@ class Segment(SimpleInterface):
             inputs.t1w, inputs.t2w, inputs.bundle, prob, info, mask_file=mask, **engine
         )
         self._results.update(
-            probabilities=prob, labels=prob.replace(".nii.gz", "_labels.nii.gz"), info=info
+            probabilities=prob,
+            labels=prob.replace(".nii.gz", "_labels.nii.gz"),
+            uncertainty=prob.replace(".nii.gz", "_uncertainty.nii.gz"),
+            info=info,
         )
         return runtime
 
@@ -62,6 +66,7 @@ class Segment(SimpleInterface):
 class _NativeInputSpec(BaseInterfaceInputSpec):
     probabilities = File(exists=True, mandatory=True, desc="model-grid probabilities")
     labels = File(exists=True, mandatory=True, desc="model-grid voted labels")
+    uncertainty = File(exists=True, desc="model-grid uncertainty maps (4-D, values in [0, 1])")
     reference = File(exists=True, mandatory=True, desc="the original T1w (native grid)")
     mask = File(exists=True, desc="what the model segmented, on the T1w grid (background outside)")
 
@@ -69,6 +74,7 @@ class _NativeInputSpec(BaseInterfaceInputSpec):
 class _NativeOutputSpec(TraitedSpec):
     probabilities = File(exists=True, desc="probabilities on the native T1w grid")
     labels = File(exists=True, desc="labels on the native T1w grid (model order)")
+    uncertainty = File(desc="uncertainty maps on the native T1w grid")
 
 
 class ToNativeGrid(SimpleInterface):
@@ -80,6 +86,8 @@ class ToNativeGrid(SimpleInterface):
     def _run_interface(self, runtime):
         prob = os.path.join(runtime.cwd, "probabilities_native.nii.gz")
         labels = os.path.join(runtime.cwd, "labels_native.nii.gz")
+        maps = self.inputs.uncertainty if isdefined(self.inputs.uncertainty) else None
+        maps_out = os.path.join(runtime.cwd, "uncertainty_native.nii.gz") if maps else None
         to_native_grid(
             self.inputs.probabilities,
             self.inputs.labels,
@@ -87,6 +95,10 @@ class ToNativeGrid(SimpleInterface):
             prob,
             labels,
             mask_file=self.inputs.mask if isdefined(self.inputs.mask) else None,
+            uncertainty_file=maps,
+            out_uncertainty=maps_out,
         )
         self._results.update(probabilities=prob, labels=labels)
+        if maps_out:
+            self._results["uncertainty"] = maps_out
         return runtime

@@ -66,6 +66,10 @@ class Ellipsoid:
     semi_axes: np.ndarray  # (3,) mm
     rotation: np.ndarray  # (3, 3) columns = ellipsoid axes in the head frame
 
+    def scaled(self, factor: float) -> Ellipsoid:
+        """The same ellipsoid with its centre and axes scaled about the head origin."""
+        return Ellipsoid(self.center * factor, self.semi_axes * factor, self.rotation)
+
     def contains(self, xyz: np.ndarray) -> np.ndarray:
         """Boolean ``(N,)`` for points ``xyz`` of shape ``(3, N)``."""
         local = self.rotation.T.astype(np.float32) @ (xyz - self.center[:, None].astype(np.float32))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import nibabel as nib
@@ -15,7 +15,7 @@ from .. import __version__
 from ..labels import NIPREPS_DSEG_TSV, from_model
 from ..utils.atomic import write_atomic
 from .anatomy import SESSION, PhantomSubject
-from .forms import IsegVolumes, make_bids_subject, make_iseg_subject
+from .forms import BidsVolumes, IsegVolumes, make_bids_subject, make_iseg_subject
 
 logger = logging.getLogger(__name__)
 
@@ -140,10 +140,27 @@ def write_bids_dataset(
     """
     if not subjects:
         raise ValueError("write_bids_dataset needs at least one subject")
+
+    def rendered():
+        for subject in subjects:
+            logger.debug("rendering BIDS sub-%s", subject.participant)
+            yield subject, make_bids_subject(subject, skull_stripped=skull_stripped), None
+
+    return write_bids_sessions(root, rendered())
+
+
+def write_bids_sessions(
+    root: Path,
+    sessions: Iterable[tuple[PhantomSubject, BidsVolumes, float | None]],
+    extra_sidecar: dict | None = None,
+) -> list[Path]:
+    """Write already rendered sessions ``(subject, volumes, stated age or None)`` as the BIDS
+    dataset of :func:`write_bids_dataset` (the stated age goes to the tables; ``None``: the
+    subject's own). ``extra_sidecar`` is added to every T2w sidecar (e.g. how it was degraded)."""
     root = Path(root)
-    seed = subjects[0].seed
     derivatives = root / "derivatives" / "manual"
     written: list[Path] = []
+    seed = None
 
     def text(path: Path, content: str) -> None:
         write_atomic(content, path)
@@ -153,13 +170,11 @@ def write_bids_dataset(
         write_atomic(img, path)
         written.append(path)
 
-    text(root / "dataset_description.json", _json(_description("raw", seed)))
-    text(root / "README", _README)
     participants = ["participant_id\tage\tsex"]
-    for subject in subjects:
+    for subject, volumes, stated_age in sessions:
+        seed = subject.seed if seed is None else seed
+        age = subject.age_months if stated_age is None else float(stated_age)
         sub, ses = f"sub-{subject.participant}", f"ses-{SESSION}"
-        logger.debug("rendering BIDS %s", sub)
-        volumes = make_bids_subject(subject, skull_stripped=skull_stripped)
         anat = root / sub / ses / "anat"
         prefix = f"{sub}_{ses}"
         image(anat / f"{prefix}_T1w.nii.gz", _nifti(volumes.t1w, volumes.t1w_affine))
@@ -180,18 +195,19 @@ def write_bids_dataset(
                         "4x4 rigid affine (RAS+, mm) mapping the T2w scanner coordinates of a point"
                         " to the T1w scanner coordinates of the same anatomical point"
                     ),
+                    **(extra_sidecar or {}),
                 }
             ),
         )
         text(
             root / sub / f"{sub}_sessions.tsv",
-            f"session_id\tage\n{ses}\t{subject.age_months:.1f}\n",
+            f"session_id\tage\n{ses}\t{age:.1f}\n",
         )
         text(
             root / sub / f"{sub}_sessions.json",
             _json({"age": {"Description": "age at the session", "Units": "months"}}),
         )
-        participants.append(f"{sub}\t{subject.age_months:.1f}\t{subject.sex}")
+        participants.append(f"{sub}\t{age:.1f}\t{subject.sex}")
         dseg_dir = derivatives / sub / ses / "anat"
         dseg = from_model(volumes.dseg, "nipreps")
         image(dseg_dir / f"{prefix}_desc-manual_dseg.nii.gz", _nifti(dseg, volumes.t1w_affine))
@@ -202,6 +218,10 @@ def write_bids_dataset(
             _nifti(hindbrain, volumes.t1w_affine),
         )
         text(dseg_dir / f"{prefix}_desc-cerebellumbrainstem_mask.json", _json(HINDBRAIN_SIDECAR))
+    if seed is None:
+        raise ValueError("write_bids_sessions needs at least one session")
+    text(root / "dataset_description.json", _json(_description("raw", seed)))
+    text(root / "README", _README)
     text(root / "participants.tsv", "\n".join(participants) + "\n")
     text(
         root / "participants.json",

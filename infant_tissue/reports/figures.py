@@ -158,6 +158,7 @@ def _anat_in_three_orientations(
             vmin=vmin,
             vmax=vmax,
             dim=0,
+            colorbar=False,  # a grey-level bar of the anatomy would read as the overlay's scale
         )
         overlay(display)
     return _save(fig, out_file)
@@ -204,6 +205,21 @@ def plot_removed_region(
     return _anat_in_three_orientations(
         t1w_file, mask_file, out_file, "removed region on T1w", overlay, cuts_mask=removed_file
     )
+
+
+def plot_disagreement(
+    t1w_file: Image, mask_file: Image, map_file: Image, out_file: str | Path, what: str
+) -> Path:
+    """An uncertainty map (disagreement or entropy, 0-1) over the T1w in three orientations,
+    shown above 0.1 with the brain mask's outline: where the ensemble should not be trusted."""
+
+    def overlay(display) -> None:
+        display.add_overlay(
+            as_image(map_file), cmap="hot", vmin=0.0, vmax=1.0, threshold=0.1, colorbar=True
+        )
+        display.add_contours(as_image(mask_file), levels=[0.5], colors="c", linewidths=0.6)
+
+    return _anat_in_three_orientations(t1w_file, mask_file, out_file, what, overlay)
 
 
 def plot_tissue_mosaic(

@@ -127,6 +127,27 @@ def _figure_plan(
             "dseg",
             "mask",
         )
+    # the members' disagreement when the bundle has several, else the entropy of the one
+    uncertainty = "disagreement" if "disagreement" in files else "entropy"
+    add(
+        "uncertainty",
+        f"Ensemble {uncertainty}",
+        (
+            "Share of the ensemble members whose own label differs from the voted label "
+            "(hot colours above 0.1; 0.5 and more: half the members or more disagree)."
+            if uncertainty == "disagreement"
+            else "Entropy of the mean tissue probabilities (0 certain, 1 uniform; above 0.1)."
+        )
+        + " Clusters of it mark where the segmentation should not be trusted: look there "
+        "first. A thin rim along tissue boundaries is normal.",
+        f"desc-{uncertainty}_probseg",
+        lambda p: figures.plot_disagreement(
+            shown["t1w"], shown["mask"], shown[uncertainty], p, uncertainty
+        ),
+        "t1w",
+        "mask",
+        uncertainty,
+    )
     tissues = [t for t in ("CSF", "GM", "WM") if f"prob_{t}" in files]
     if len(tissues) == 3 and "t1w" in files:
         plan.append(
@@ -143,6 +164,62 @@ def _figure_plan(
             )
         )
     return plan
+
+
+#: How each QC metric is shown in the report: label and format.
+QC_METRIC_LABELS: dict[str, tuple[str, str]] = {
+    "disagreement_mean": ("Mean ensemble disagreement in the brain", "{:.3f}"),
+    "disagreement_high_share": ("Brain share where half the members or more disagree", "{:.1%}"),
+    "entropy_mean": ("Mean entropy of the ensemble probabilities", "{:.3f}"),
+    "registration_cr": ("T2w/T1w alignment, correlation ratio after registration", "{:.2f}"),
+    "registration_cr_before": ("... before registration (headers only)", "{:.2f}"),
+    "t1w_t2w_correlation": ("Correlation of T1w and T2w intensities in the brain", "{:.2f}"),
+    "brain_mask_ml": ("Brain-mask volume (mL)", "{:.0f}"),
+    "brain_mask_expected_ml": ("Expected at this age (mL)", "{:.0f}"),
+    "brain_mask_ratio": ("Brain-mask volume / expected", "{:.2f}"),
+    "cnr_gm_wm_t1w": ("GM/WM contrast-to-noise, T1w (low at 6 months: isointense)", "{:.2f}"),
+    "cnr_gm_wm_t2w": ("GM/WM contrast-to-noise, T2w", "{:.2f}"),
+    "window_coverage": ("Brain share covered by the evaluated windows", "{:.1%}"),
+    "csf_fraction": ("CSF fraction", "{:.3f}"),
+    "gm_fraction": ("GM fraction", "{:.3f}"),
+    "wm_fraction": ("WM fraction", "{:.3f}"),
+}
+
+
+def _qc_panel(path: Path | None) -> dict | None:
+    """The QC record as the report shows it (None without one; a broken one says why)."""
+    if path is None:
+        return None
+    from ..qc import QCRecordError, read_session_qc
+
+    try:
+        record = read_session_qc(path)
+    except QCRecordError as exc:
+        return {"verdict": "n/a", "reasons": [str(exc)], "metrics": []}
+    judged = {name: bounds for name, bounds in record.thresholds.items()}
+    rows = []
+    for name, value in record.metrics.items():
+        label, fmt = QC_METRIC_LABELS.get(name, (name, "{:.3g}"))
+        bounds = judged.get(name, {})
+        rows.append(
+            {
+                "name": name,
+                "label": label,
+                "value": "n/a" if value is None else fmt.format(value),
+                "warn": _bounds_text(bounds.get("warn"), fmt),
+                "fail": _bounds_text(bounds.get("fail"), fmt),
+            }
+        )
+    return {"verdict": record.verdict, "reasons": record.reasons, "metrics": rows}
+
+
+def _bounds_text(bounds, fmt: str) -> str:
+    if not bounds:
+        return ""
+    low, high = bounds
+    if low is not None and high is not None:
+        return f"{fmt.format(low)} to {fmt.format(high)}"
+    return f"≥ {fmt.format(low)}" if low is not None else f"≤ {fmt.format(high)}"
 
 
 def generate_session_report(
@@ -221,6 +298,7 @@ def generate_session_report(
                 cohort.error, cohort.path = f"{type(exc).__name__}: {exc}", None
 
     info = _read_json(files.get("dseg_json"))
+    qc = _qc_panel(files.get("qc"))
     methods, references = methods_from_info(info, record) if not failed else ("", [])
     warnings = list(record.warnings) if record else []
     warnings += [f"figure '{f.title}' could not be drawn: {f.error}" for f in made if f.error]
@@ -245,6 +323,7 @@ def generate_session_report(
         if cohort and cohort.path
         else None,
         "warnings": warnings,
+        "qc": qc,
         "methods": methods,
         "references": references,
         "outputs": {k: relative_link(v, report_path) for k, v in files.items()},

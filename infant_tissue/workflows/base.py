@@ -17,6 +17,7 @@ from ..utils.precomputed import find_precomputed_mask
 from ..utils.templates import infant_template, mniinfant_cohort, removal_template
 from .outputs import init_outputs_wf
 from .preproc import init_preproc_wf
+from .qc import init_qc_wf
 from .segmentation import init_segmentation_wf
 
 #: Memory (GB) the segmentation node asks the scheduler for (activations and float32
@@ -143,10 +144,11 @@ def init_session_wf(config: RunConfig, unit: SessionInputs, name: str | None = N
     for key in template_keys:
         if key in template_inputs:
             setattr(inputnode.inputs, key, template_inputs[key])
-    outputnode = pe.Node(niu.IdentityInterface(["dseg", "volumes"]), name="outputnode")
+    outputnode = pe.Node(niu.IdentityInterface(["dseg", "volumes", "qc"]), name="outputnode")
     preproc_wf = init_preproc_wf(
         mask_method=method,
         remove_cerebellum=config.remove_cerebellum,
+        t2w_registered=config.t2w_registered,
         omp_nthreads=config.omp_nthreads,
     )
     segmentation_wf = init_segmentation_wf(
@@ -168,6 +170,15 @@ def init_session_wf(config: RunConfig, unit: SessionInputs, name: str | None = N
         age_months=unit.age_months,
         age_source=unit.age_source,
         removal=config.remove_cerebellum,
+        disagreement=config.ensemble_members > 1,
+    )
+    qc_wf = init_qc_wf(
+        output_dir=str(config.output_dir),
+        t1w_source=str(unit.t1w),
+        subject=unit.subject,
+        session=unit.session,
+        age_months=unit.age_months,
+        norms_file=str(config.qc_norms) if config.qc_norms else None,
     )
     wf.connect([
         (inputnode, preproc_wf, [("t1w", "inputnode.t1w"), ("t2w", "inputnode.t2w"),
@@ -185,7 +196,17 @@ def init_session_wf(config: RunConfig, unit: SessionInputs, name: str | None = N
                                   ("outputnode.brain_mask", "inputnode.brain_mask")]),
         (segmentation_wf, outputs_wf, [("outputnode.probabilities", "inputnode.probabilities"),
                                        ("outputnode.labels", "inputnode.labels"),
+                                       ("outputnode.uncertainty", "inputnode.uncertainty"),
                                        ("outputnode.info", "inputnode.segmentation_info")]),
+        (preproc_wf, qc_wf, [("outputnode.t1w_preproc", "inputnode.t1w_preproc"),
+                             ("outputnode.t2w_preproc", "inputnode.t2w_preproc"),
+                             ("outputnode.t2w_ras", "inputnode.t2w_unregistered"),
+                             ("outputnode.brain_mask", "inputnode.brain_mask"),
+                             ("outputnode.cerebrum_mask", "inputnode.segmented_mask")]),
+        (segmentation_wf, qc_wf, [("outputnode.labels", "inputnode.labels"),
+                                  ("outputnode.uncertainty", "inputnode.uncertainty"),
+                                  ("outputnode.info", "inputnode.segmentation_info")]),
+        (qc_wf, outputnode, [("outputnode.qc", "qc")]),
         (outputs_wf, outputnode, [("outputnode.dseg", "dseg"),
                                   ("outputnode.volumes", "volumes")]),
     ])  # fmt: skip

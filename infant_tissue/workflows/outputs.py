@@ -19,6 +19,21 @@ REMOVED_DESCRIPTION = (
     "MNIInfant cohort's cerebellum + brain-stem mask warped to the T1w (ANTs), within the brain "
     "mask"
 )
+#: What the uncertainty maps are (their sidecars' Description), by volume of the node's 4-D file.
+UNCERTAINTY_MAPS = {
+    "disagreement": (
+        0,
+        "Ensemble disagreement: per voxel, the share of the ensemble members whose own label "
+        "(argmax of the member's averaged window softmax) differs from the ensemble's voted "
+        "label; 0 where all agree, 0 outside the segmented region. Computed from the members "
+        "the segmentation ran, no extra network pass.",
+    ),
+    "entropy": (
+        1,
+        "Entropy of the ensemble's mean class probabilities (background, CSF, GM, WM) divided "
+        "by log(4): 0 certain, 1 uniform; 0 outside the segmented region.",
+    ),
+}
 REMOVED_NOTE = (
     "; cerebrum only: cerebellum and brain stem were removed before segmentation "
     f"(desc-{REMOVAL_DESC}_mask)"
@@ -35,6 +50,7 @@ def init_outputs_wf(
     age_months: float | None,
     age_source: str,
     removal: bool = False,
+    disagreement: bool = True,
     name: str = "outputs_wf",
 ):
     """Write a session's derivatives on the T1w's native grid.
@@ -51,6 +67,9 @@ def init_outputs_wf(
         Cerebellum and brain stem were removed: store their mask (``space-T1w_desc-
         cerebellumbrainstem_mask``) and add its volume to the table; dseg, probsegs and the tissue
         rows describe the cerebrum.
+    disagreement
+        The ensemble has several members: store the disagreement map (the entropy map is stored
+        for every bundle).
 
     Inputs
     ------
@@ -58,6 +77,8 @@ def init_outputs_wf(
         RAS+ images on the T1w grid (written back in the T1w's own orientation).
     probabilities, labels
         Native-grid segmentation (model order).
+    uncertainty
+        Native-grid disagreement and entropy (volumes 0 and 1).
     segmentation_info
         JSON record of the segmentation.
     removed_mask, removal_report
@@ -77,6 +98,7 @@ def init_outputs_wf(
                 "brain_mask",
                 "probabilities",
                 "labels",
+                "uncertainty",
                 "segmentation_info",
                 "removed_mask",
                 "removal_report",
@@ -167,6 +189,22 @@ def init_outputs_wf(
         )
         wf.connect([(inputnode, ds_prob, [("probabilities", "in_file"),
                                           ("segmentation_info", "segmentation_info")])])  # fmt: skip
+    for kind, (component, description) in UNCERTAINTY_MAPS.items():
+        if kind == "disagreement" and not disagreement:
+            continue  # one member cannot disagree with itself
+        ds_map = pe.Node(
+            DerivativesSink(
+                suffix="probseg",
+                space="T1w",
+                desc=kind,
+                component=component,
+                sidecar={"Sources": [t1w_raw, t2w_raw], "Description": description},
+                **common,
+            ),
+            name=f"ds_{kind}",
+        )
+        wf.connect([(inputnode, ds_map, [("uncertainty", "in_file"),
+                                         ("segmentation_info", "segmentation_info")])])  # fmt: skip
     ds_volumes = pe.Node(
         TissueVolumesTable(
             subject=subject, session=session, age_months=age_months, age_source=age_source, **common

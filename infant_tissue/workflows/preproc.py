@@ -20,6 +20,7 @@ def init_preproc_wf(
     *,
     mask_method: MaskMethod,
     remove_cerebellum: bool = False,
+    t2w_registered: bool = False,
     omp_nthreads: int = 1,
     name: str = "preproc_wf",
 ):
@@ -34,6 +35,10 @@ def init_preproc_wf(
         Remove cerebellum and brain stem before the model grid
         (:func:`~infant_tissue.workflows.cerebellum.init_cerebellum_removal_wf`), reusing the
         template registration of ``mask_method="template"``, else registering the template's T2w.
+    t2w_registered : bool
+        The T2w is already aligned with the T1w (``--t2w-registered``, e.g. iSeg-form or
+        NiBabies-preprocessed inputs): it is only resampled onto the T1w grid through the
+        headers, not registered. The QC record's registration measure tells whether it was.
     omp_nthreads : int
         Threads for ANTs in each node.
 
@@ -53,6 +58,8 @@ def init_preproc_wf(
     t1w_ras, t1w_preproc, t2w_preproc, brain_mask
         RAS+ copies of the T1w grid: validated T1w, N4-corrected T1w and T2w (the T2w rigidly
         registered to the T1w), and the brain mask.
+    t2w_ras
+        The validated T2w on its own grid (RAS+), before registration (for QC).
     cerebrum_mask, removed_mask, removal_report
         What the model segments (the brain mask when nothing is removed), the removed region and
         the removal's JSON record (``remove_cerebellum`` only).
@@ -74,6 +81,7 @@ def init_preproc_wf(
         niu.IdentityInterface(
             [
                 "t1w_ras",
+                "t2w_ras",
                 "t1w_preproc",
                 "t2w_preproc",
                 "brain_mask",
@@ -91,7 +99,7 @@ def init_preproc_wf(
     validate_t1w = pe.Node(ValidateReorient(kind="T1w"), name="validate_t1w")
     validate_t2w = pe.Node(ValidateReorient(kind="T2w"), name="validate_t2w")
     register_t2w = pe.Node(
-        RigidRegistration(num_threads=omp_nthreads),
+        RigidRegistration(num_threads=omp_nthreads, estimate=not t2w_registered),
         name="register_t2w",
         n_procs=omp_nthreads,
         mem_gb=ANTS_MEM_GB,
@@ -129,6 +137,7 @@ def init_preproc_wf(
         (n4_t1w, model_grid, [("out_file", "t1w")]),
         (n4_t2w, model_grid, [("out_file", "t2w")]),
         (validate_t1w, outputnode, [("out_file", "t1w_ras")]),
+        (validate_t2w, outputnode, [("out_file", "t2w_ras")]),
         (n4_t1w, outputnode, [("out_file", "t1w_preproc")]),
         (n4_t2w, outputnode, [("out_file", "t2w_preproc")]),
         (register_t2w, outputnode, [("transform", "t2w_to_t1w")]),

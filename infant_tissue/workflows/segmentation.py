@@ -45,6 +45,9 @@ def init_segmentation_wf(
     -------
     probabilities, labels
         Class probabilities (bg, CSF, GM, WM) and labels (model order) on the T1w grid.
+    uncertainty
+        The ensemble's disagreement (volume 0) and normalised entropy (volume 1) on the T1w
+        grid, 0 outside what was segmented.
     info
         JSON record of the segmentation (bundle, members, mode, vote, device, timings).
     """
@@ -56,7 +59,8 @@ def init_segmentation_wf(
         name="inputnode",
     )
     outputnode = pe.Node(
-        niu.IdentityInterface(["probabilities", "labels", "info"]), name="outputnode"
+        niu.IdentityInterface(["probabilities", "labels", "uncertainty", "info"]),
+        name="outputnode",
     )
     segment = pe.Node(
         Segment(
@@ -75,9 +79,11 @@ def init_segmentation_wf(
     wf.connect([
         (inputnode, segment, [("t1w_model", "t1w"), ("t2w_model", "t2w"),
                               ("mask_model", "mask")]),
-        (segment, to_native, [("probabilities", "probabilities"), ("labels", "labels")]),
+        (segment, to_native, [("probabilities", "probabilities"), ("labels", "labels"),
+                              ("uncertainty", "uncertainty")]),
         (inputnode, to_native, [("t1w_source", "reference"), ("native_mask", "mask")]),
-        (to_native, outputnode, [("probabilities", "probabilities"), ("labels", "labels")]),
+        (to_native, outputnode, [("probabilities", "probabilities"), ("labels", "labels"),
+                                 ("uncertainty", "uncertainty")]),
         (segment, outputnode, [("info", "info")]),
     ])  # fmt: skip
     return wf

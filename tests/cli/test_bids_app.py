@@ -25,6 +25,8 @@ EXPECTED = [
     "desc-preproc_T1w.nii.gz",
     "desc-tissue_volumes.tsv",
     "space-T1w_desc-brain_mask.nii.gz",
+    # one-member bundle: the entropy map, no disagreement map (docs/qc.md)
+    "space-T1w_desc-entropy_probseg.nii.gz",
     "space-T1w_desc-preproc_T2w.nii.gz",
     "space-T1w_dseg.nii.gz",
     "space-T1w_label-CSF_probseg.nii.gz",
@@ -335,7 +337,11 @@ def test_real_template_pair_runs_skull_stripped(real_infant, real_templateflow, 
     assert removal["Problems"] == [], removal  # inferior, posterior, plausible share
     removed = float(cells["cerebellum_brainstem"][3])
     assert removed == pytest.approx(removal["RemovedVolume_mm3"], rel=0.01)
-    assert len(list((tmp_path / "out/sub-tpl/figures").glob("*.png"))) == 8
+    assert len(list((tmp_path / "out/sub-tpl/figures").glob("*.png"))) == 9
+    qc = json.loads((anat / "sub-tpl_desc-tissue_qc.json").read_text())
+    assert qc["Verdict"] in ("pass", "warn", "fail")
+    # a genuine 6-month pair: T1w and T2w anti-correlated in the brain (measured -0.26)
+    assert qc["Metrics"]["t1w_t2w_correlation"] < -0.15, qc
     assert (tmp_path / "out/sub-tpl.html").is_file()
 
 

@@ -1,7 +1,8 @@
 """Fake participant-level outputs for the group-level tests.
 
-One long-format volume table and JSON sidecar per session, crash files for failed sessions, and
-a TSV reader for the group tables; shared by the tests of the readers and of the whole run.
+One long-format volume table and JSON sidecar per session, QC records, crash files for failed
+sessions, and a TSV reader for the group tables; shared by the tests of the readers and of the
+whole run.
 """
 
 from __future__ import annotations
@@ -93,3 +94,29 @@ def read_tsv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
 
 def num(text: str) -> float | None:
     return None if text == "n/a" else float(text)
+
+
+def write_qc(
+    root: Path,
+    sub: str,
+    ses: str | None,
+    verdict: str,
+    reasons: list[str] | None = None,
+    metrics: dict[str, float | None] | None = None,
+    thresholds: dict | None = None,
+) -> Path:
+    """A session's ``*_desc-tissue_qc.json`` as the participant level writes it
+    (:meth:`infant_tissue.qc.SessionQC.to_json`)."""
+    from infant_tissue.qc import SessionQC
+
+    record = SessionQC(
+        verdict,
+        list(reasons or []),
+        dict(metrics or {}),
+        thresholds or {},
+        {"Subject": sub, "Session": ses, "Members": 3, "InferenceMode": "faithful"},
+    )
+    path = _anat(root, sub, ses) / f"{_prefix(sub, ses)}_desc-tissue_qc.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record.to_json(), indent=2))
+    return path

@@ -1,4 +1,4 @@
-"""Group level: cohort tables, summary statistics, robust outliers, status and figures.
+"""Group level: cohort tables, summary statistics, outliers (age model), status and figures.
 
 The participant level's outputs are faked in code (see :mod:`tests.group.fakes`): one long-format
 volume table and JSON sidecar per session, crash files for failed sessions, and broken files for
@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy.stats import norm
 
 from infant_tissue import group
 from infant_tissue.group import figures, run_group
@@ -123,7 +124,7 @@ def test_sessions_status(cohort):
     assert result.partial == [("03", "02"), ("10", None)]
     assert (result.n_failed, result.n_partial, result.n_missing) == (1, 2, 1)
     assert all(p.is_file() for p in result.paths)
-    assert len(result.paths) == 5 + 4
+    assert len(result.paths) == 8 + 4
 
 
 def test_volumes_table(cohort):
@@ -194,38 +195,67 @@ def test_summary_matches_numpy(cohort):
 
 
 def test_outliers(cohort):
+    """9 sessions have an age: every value is scored by the age model (quadratic with fewer than
+    20 sessions); the cohort-wide robust z stays in the table for comparison."""
     root, result = cohort
     _, volumes = read_tsv(root / "group" / "tissue_volumes.tsv")
     header, rows = read_tsv(root / "group" / "tissue_volumes_outliers.tsv")
     assert header == list(OUTLIER_COLUMNS)
     assert len(rows) == len(OK_SESSIONS) * len(OUTLIER_MEASURES)
+    assert {r["method"] for r in rows} == {"age-model"} and {r["note"] for r in rows} == {"n/a"}
+    assert result.outlier_method == "age-model"
+    assert result.outlier_note == (
+        "age model (quadratic in age, Huber robust fit, n = 9) for 7 measure(s)"
+    )
 
     gm = np.array([float(r["gm_mm3"]) for r in volumes])
+    ages = np.array([float(r["age_months"]) for r in volumes])
     median = np.median(gm)
     mad = np.median(np.abs(gm - median))
     gm_rows = [r for r in rows if r["measure"] == "gm_mm3"]
-    for r, value in zip(gm_rows, gm, strict=True):
+    model = result.age_models["gm_mm3"]
+    assert model.basis == "quadratic" and model.n == 9
+    for r, value, age in zip(gm_rows, gm, ages, strict=True):
         assert float(r["value"]) == pytest.approx(value, abs=1e-3)
         assert float(r["cohort_median"]) == pytest.approx(median, abs=1e-3)
         assert float(r["cohort_mad"]) == pytest.approx(mad, abs=1e-3)
         assert float(r["robust_z"]) == pytest.approx(0.6745 * (value - median) / mad, abs=1e-3)
         assert int(r["cohort_n"]) == len(OK_SESSIONS)
+        expected = float(model.expected([age])[0])
+        assert float(r["expected"]) == pytest.approx(expected, abs=1e-3)
+        z = (value - expected) / model.scale
+        assert float(r["z"]) == pytest.approx(z, abs=1e-3)
+        assert float(r["centile"]) == pytest.approx(100 * norm.cdf(z), abs=1e-3)
 
     flagged = [r for r in rows if r["outlier"] == "true"]
     assert {r["subject"] for r in flagged} == {"sub-08"}
-    assert {r["outlier"] for r in rows} == {"true", "false"}
+    assert {r["measure"] for r in flagged} >= {"gm_mm3", "gm_fraction"}
     gm_flag = next(r for r in flagged if r["measure"] == "gm_mm3")
-    z = float(gm_flag["robust_z"])
-    assert z < -3.5
+    z = float(gm_flag["z"])
+    assert z < -10  # the cohort-wide robust z is -6.1: growth widens the cohort's spread
+    assert float(gm_flag["robust_z"]) == pytest.approx(-6.134, abs=1e-3)
     assert gm_flag["reason"] == (
-        f"GM volume {float(gm_flag['value']):.0f} mm³ is {abs(z):.1f} robust SD below "
-        f"the cohort median {median:.0f} mm³"
+        f"GM volume {float(gm_flag['value']):.0f} mm³ is {abs(z):.1f} robust SD below the "
+        f"{float(gm_flag['expected']):.0f} mm³ expected at 6.5 months (age model; centile <0.1)"
     )
     assert gm_flag["session"] == "n/a" and gm_flag["age_months"] == "6.5"
     assert all(r["reason"] == "n/a" for r in rows if r["outlier"] == "false")
-    assert ("08", None, "gm_mm3") in {(o.subject, o.session, o.measure) for o in result.outliers}
+    found = {(o.subject, o.session, o.measure): o for o in result.outliers}
+    assert found[("08", None, "gm_mm3")].method == "age-model"
+    assert found[("08", None, "gm_mm3")].age_months == 6.5
     link = next(r for r in rows if r["subject"] == "sub-01" and r["session"] == "ses-01")
     assert link["report"] == "sub-01_ses-01.html"
+
+    sidecar = json.loads((root / "group" / "tissue_volumes_outliers.json").read_text())
+    assert list(sidecar) == [*OUTLIER_COLUMNS, "AgeModel"]
+    assert sidecar["AgeModel"]["Method"] == "age-model"
+    fit = sidecar["AgeModel"]["Measures"]["gm_mm3"]
+    assert (fit["Basis"], fit["Sessions"], fit["AgeRangeMonths"]) == (
+        "quadratic in age",
+        9,
+        [4, 10],
+    )
+    assert fit["RobustScale"] == pytest.approx(model.scale)
 
 
 def test_figures_valid_and_no_temp_files(cohort):
@@ -233,9 +263,12 @@ def test_figures_valid_and_no_temp_files(cohort):
     names = sorted(p.name for p in (root / "group").iterdir())
     assert names == sorted(
         [
+            "session_qc.json",
+            "session_qc.tsv",
             "sessions_status.tsv",
             "tissue_volumes.json",
             "tissue_volumes.tsv",
+            "tissue_volumes_outliers.json",
             "tissue_volumes_outliers.tsv",
             "tissue_volumes_summary.tsv",
             "tissue_volumes_distributions.png",
@@ -279,8 +312,12 @@ def test_without_ages_makes_distribution_figures_only(tmp_path):
     assert (age_row["n"], age_row["mean"], age_row["sd"]) == ("0", "n/a", "n/a")
     _, outliers = read_tsv(result.outliers_tsv)
     assert {r["outlier"] for r in outliers} == {"false"}
-    assert {r["robust_z"] for r in outliers} == {"n/a"}
+    assert {r["robust_z"] for r in outliers} == {r["z"] for r in outliers} == {"n/a"}
     assert all("3 session(s) with a value, at least 5 needed" in r["reason"] for r in outliers)
+    assert {r["method"] for r in outliers} == {"cohort"}
+    assert result.outlier_method == "cohort" and result.age_models == {}
+    assert {r["note"] for r in outliers} == {result.outlier_note}
+    assert result.outlier_note.startswith("cohort-wide robust z: 0 session(s) have an age")
     assert result.outliers == [] and result.n_ok == 3
 
 
@@ -343,7 +380,7 @@ def test_rerun_is_identical_and_atomic(tmp_path, monkeypatch, no_figures):
     before = {p.name: p.read_bytes() for p in first.paths}
     second = run_group(tmp_path)
     assert {p.name: p.read_bytes() for p in second.paths} == before
-    assert len(before) == 5
+    assert len(before) == 8
     # a failing save leaves the previous figure and no temporary file
     old = b"<svg>previous</svg>"
     (tmp_path / "group" / "tissue_volumes_distributions.svg").write_bytes(old)

@@ -1,4 +1,4 @@
-"""Cohort statistics: robust z-scores, outliers, summaries, age bins and LOWESS."""
+"""Cohort statistics: robust z-scores, outliers, summaries, age bins, and the fallback trend."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import math
 import numpy as np
 import pytest
 
+from infant_tissue.group.figures import trend_line
 from infant_tissue.group.read import SessionVolumes
-from infant_tissue.group.stats import age_bin, describe, find_outliers, lowess, robust_z
+from infant_tissue.group.stats import age_bin, describe, find_outliers, robust_z
 
 
 def test_robust_z_by_hand():
@@ -31,7 +32,9 @@ def test_find_outliers_small_case_reason():
     gm_flags = [o for o in flagged if o.measure == "gm_mm3"]
     assert len(gm_flags) == 1 and gm_flags[0].subject == "04"
     # median 510000; |dev| 10000, 0, 10000, 20000, 310000 -> MAD 10000; z = 0.6745 * -31
-    assert gm_flags[0].robust_z == pytest.approx(-20.9095)
+    assert gm_flags[0].z == pytest.approx(-20.9095)
+    assert (gm_flags[0].method, gm_flags[0].expected) == ("cohort", 510e3)
+    assert gm_flags[0].centile == pytest.approx(0.0, abs=1e-12)
     assert gm_flags[0].reason == (
         "GM volume 200000 mm³ is 20.9 robust SD below the cohort median 510000 mm³"
     )
@@ -71,13 +74,18 @@ def test_describe_and_age_bins():
     ]
 
 
-def test_lowess_reproduces_lines_and_resists_a_wild_point():
+def test_trend_line_reproduces_lines_and_resists_a_wild_point():
+    """Without an age model the figures draw statsmodels' LOWESS (10+ points), else a line."""
     x = np.linspace(3, 12, 15)
     y = 2.0 * x + 1.0
-    np.testing.assert_allclose(lowess(x, y), y, atol=1e-9)
+    gx, gy, label = trend_line(x, y)
+    assert label == "LOWESS"
+    np.testing.assert_allclose(gy, 2.0 * gx + 1.0, atol=1e-9)
     y_bad = y.copy()
     y_bad[7] += 100.0
-    fit = lowess(x, y_bad)
-    np.testing.assert_allclose(np.delete(fit, 7), np.delete(y, 7), atol=1e-6)
-    with pytest.raises(ValueError, match="at least 2"):
-        lowess([1.0], [1.0])
+    gx, gy, _ = trend_line(x, y_bad)
+    np.testing.assert_allclose(np.delete(gy, 7), np.delete(y, 7), atol=1e-6)
+    gx, gy, label = trend_line(x[:4], y[:4])
+    assert label == "linear fit" and gx.tolist() == [3.0, x[3]]
+    np.testing.assert_allclose(gy, 2.0 * gx + 1.0)
+    assert trend_line(np.array([1.0, 2.0]), np.array([1.0, 2.0])) is None

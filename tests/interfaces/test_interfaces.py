@@ -17,6 +17,7 @@ from infant_tissue.interfaces.preproc import (
     RigidRegistration,
     ValidateReorient,
 )
+from infant_tissue.interfaces.qc import SessionQualityControl
 from infant_tissue.interfaces.segmentation import Segment, ToNativeGrid
 from infant_tissue.phantoms import make_iseg_subject, sample_subject
 from infant_tissue.phantoms.templates import template_stem, write_templateflow
@@ -148,6 +149,7 @@ def test_segment_and_back_to_the_native_grid(head, tmp_path):
             labels=seg.labels,
             reference=head["t1w"],
             mask=head["mask"],
+            uncertainty=seg.uncertainty,
         ),
         tmp_path / "n",
     )
@@ -155,6 +157,36 @@ def test_segment_and_back_to_the_native_grid(head, tmp_path):
     assert labels.shape == nib.load(head["t1w"]).shape
     assert np.allclose(labels.affine, head["affine"])
     assert not np.asanyarray(labels.dataobj)[~head["brain"]].any()
+    maps = nib.load(native.uncertainty)
+    assert maps.shape == (*labels.shape, 2)
+    assert not np.asanyarray(maps.dataobj)[~head["brain"]].any()
+
+    qc = _run(
+        SessionQualityControl(
+            t1w=head["t1w"],
+            t2w=head["t2w"],
+            t2w_unregistered=head["t2w"],
+            brain_mask=head["mask"],
+            segmented_mask=head["mask"],
+            labels=native.labels,
+            uncertainty=native.uncertainty,
+            segmentation_info=seg.info,
+            source_file=head["t1w"],
+            output_dir=str(tmp_path / "out"),
+            subject="01",
+            age_months=None,
+        ),
+        tmp_path / "q",
+    )
+    assert qc.out_file.endswith("sub-01/anat/sub-01_desc-tissue_qc.json")
+    record = json.loads(open(qc.out_file).read())
+    assert record["Verdict"] == qc.verdict in ("pass", "warn", "fail")
+    # no age: the brain volume is measured but not judged, and the record says so
+    assert record["Metrics"]["brain_mask_ratio"] is None
+    assert any(r.startswith("note: no age") for r in record["Reasons"])
+    # the T2w "before registration" is the registered one here: nothing to gain
+    metrics = record["Metrics"]
+    assert metrics["registration_cr"] == pytest.approx(metrics["registration_cr_before"])
 
 
 def test_derivatives_sink_and_volume_table(head, tmp_path):

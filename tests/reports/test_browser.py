@@ -73,7 +73,7 @@ def test_session_report_in_chromium(app_run, browser):
     tmp, *_ = app_run
     state = open_report(browser, tmp / "out" / "sub-01.html", "sub-01.png")
     assert state["title"] == "infant-tissue report: sub-01"
-    assert len(state["images"]) == 8
+    assert len(state["images"]) == 9
     assert all(ok for _, ok in state["images"]), state["images"]
     for section in ("summary", "registration", "tissues-axial", "probabilities", "volumes"):
         assert section in state["ids"]

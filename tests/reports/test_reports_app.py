@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import re
 import time
-from html.parser import HTMLParser
-from pathlib import Path
 
 import pytest
 
 from infant_tissue.reports import generate_session_report
 
+from .html_links import parse
+
 pytestmark = pytest.mark.slow
 
 SESSION_SECTIONS = [
     "summary",
+    "qc",
+    "uncertainty",
     "registration",
     "brainmask-t1w",
     "brainmask-t2w",
@@ -28,27 +30,6 @@ SESSION_SECTIONS = [
     "methods",
     "about",
 ]
-
-
-class _Links(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.ids: set[str] = set()
-        self.refs: list[str] = []
-
-    def handle_starttag(self, tag, attrs):
-        attrs = dict(attrs)
-        if "id" in attrs:
-            self.ids.add(attrs["id"])
-        for key in ("src", "href"):
-            if attrs.get(key):
-                self.refs.append(attrs[key])
-
-
-def parse(path: Path) -> _Links:
-    links = _Links()
-    links.feed(path.read_text())
-    return links
 
 
 def test_good_session_report(app_run):
@@ -70,6 +51,7 @@ def test_good_session_report(app_run):
         "sub-01_desc-brainT2w_mask.png",
         "sub-01_desc-cohort_volumes.png",
         "sub-01_desc-coronal_dseg.png",
+        "sub-01_desc-entropy_probseg.png",  # a one-member bundle: entropy, no disagreement
         "sub-01_desc-registration_T2w.png",
         "sub-01_desc-sagittal_dseg.png",
         "sub-01_desc-tissues_probseg.png",
@@ -117,5 +99,5 @@ def test_report_regenerates_from_the_output_folder(app_run):
     result = generate_session_report(tmp / "out", "01", None)
     seconds = time.perf_counter() - started
     print(f"session report with all figures: {seconds:.1f} s")
-    assert result.status == "ok" and len(result.figures) == 8
+    assert result.status == "ok" and len(result.figures) == 9
     assert all(f.path is not None and f.path.is_file() for f in result.figures)

@@ -123,8 +123,25 @@ def test_session_workflow_skull_stripped(files, session):
         "ds_probseg_gm",
         "ds_probseg_wm",
         "ds_probseg_csf",
+        "ds_entropy",
     ):
         assert sink in nodes, sink
+    # a one-member bundle has no disagreement map; an ensemble has
+    assert "ds_disagreement" not in nodes
+    ensemble = base.init_session_wf(
+        _config(tmp_path, skull_stripped=True, ensemble_members=3), unit
+    )
+    assert "ds_disagreement" in _nodes(ensemble)
+    # the QC node sees the segmentation, its uncertainty and the T2w before registration
+    qc = {e[2] for e in wiring(wf) if e[2].endswith("qc") or ".qc" in e[2]}
+    assert qc, "no QC node in the session workflow"
+    edges = {(e[0].rsplit(".", 1)[-1], e[3]) for e in wiring(wf) if e[2] in qc}
+    assert {
+        ("to_native", "uncertainty"),
+        ("to_native", "labels"),
+        ("validate_t2w", "t2w_unregistered"),
+        ("remove_region", "segmented_mask"),  # judged where the model segmented: the cerebrum
+    } <= edges, edges
     assert wf.name == ("session_sub_01_ses_1" if session else "session_sub_01")
 
 
