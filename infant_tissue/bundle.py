@@ -17,7 +17,6 @@ import datetime as _dt
 import hashlib
 import json
 import os
-import re
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -32,14 +31,16 @@ from torch import nn
 
 from . import __version__
 from ._types import NORMALISATIONS
-from .bundle_options import check_inference_options
+from .bundle_schema import (
+    BUNDLE_FORMAT,
+    BUNDLE_FORMAT_VERSION,
+    DEFAULT_INPUT_DOMAIN,
+    check_metadata,
+)
 from .errors import InfantTissueError
 from .nn.registry import build_model
 
-BUNDLE_FORMAT = "infant-tissue-bundle"
-BUNDLE_FORMAT_VERSION = 1
 METADATA_FILE = "model.json"
-_MEMBER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*\.safetensors$")
 
 #: Classes of the model's output channels (iSeg convention; files code them 0/10/150/250).
 DEFAULT_CLASSES: tuple[dict[str, Any], ...] = (
@@ -48,13 +49,6 @@ DEFAULT_CLASSES: tuple[dict[str, Any], ...] = (
     {"index": 2, "name": "gray matter", "abbreviation": "GM", "iseg_value": 150},
     {"index": 3, "name": "white matter", "abbreviation": "WM", "iseg_value": 250},
 )
-
-
-#: What a bundle's networks were trained on, recorded as ``input_domain`` in ``model.json``:
-#: ``cerebrum`` (iSeg-style images without cerebellum and brain stem: every imported Keras
-#: ensemble) or ``whole-brain``. Bundles older than the key are iSeg-trained: ``cerebrum``.
-INPUT_DOMAINS = ("cerebrum", "whole-brain")
-DEFAULT_INPUT_DOMAIN = "cerebrum"
 
 
 class BundleError(InfantTissueError, ValueError):
@@ -92,13 +86,6 @@ def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def _check_member_name(name: str, bundle: Path) -> None:
-    # Member names come from a file a user may have downloaded: refuse anything that could
-    # point outside the bundle folder.
-    if not isinstance(name, str) or not _MEMBER_NAME.match(name) or ".." in name:
-        raise BundleError(f"{bundle / METADATA_FILE}: unsafe member file name {name!r}")
-
-
 @dataclass
 class Bundle:
     """A verified weight bundle. Members are loaded lazily and re-verified on every load."""
@@ -116,7 +103,7 @@ class Bundle:
 
     @property
     def input_domain(self) -> str:
-        """``cerebrum`` or ``whole-brain`` (see :data:`INPUT_DOMAINS`)."""
+        """``cerebrum`` or ``whole-brain`` (see :data:`~infant_tissue.bundle_schema.INPUT_DOMAINS`)."""
         return str(self.metadata.get("input_domain", DEFAULT_INPUT_DOMAIN))
 
     @property
@@ -254,30 +241,8 @@ def load_state_dict_strict(
 
 
 def _validate_metadata(meta: Mapping[str, Any], where: Path) -> None:
-    for key in ("architecture", "classes", "input_modalities", "members"):
-        if key not in meta:
-            raise BundleError(f"{where}: missing key {key!r}")
-    if meta.get("format") != BUNDLE_FORMAT:
-        raise BundleError(f"{where}: not an {BUNDLE_FORMAT} (format={meta.get('format')!r})")
-    if meta.get("format_version", 0) > BUNDLE_FORMAT_VERSION:
-        raise BundleError(
-            f"{where}: bundle format version {meta['format_version']} is newer than this "
-            f"software understands ({BUNDLE_FORMAT_VERSION}); upgrade infant-tissue"
-        )
-    domain = meta.get("input_domain", DEFAULT_INPUT_DOMAIN)
-    if domain not in INPUT_DOMAINS:
-        raise BundleError(
-            f"{where}: input_domain must be one of {', '.join(INPUT_DOMAINS)}, not {domain!r}"
-        )
-    members = meta["members"]
-    if not isinstance(members, list) or not members:
-        raise BundleError(f"{where}: 'members' must be a non-empty list")
-    for member in members:
-        if not isinstance(member, dict) or "file" not in member or "sha256" not in member:
-            raise BundleError(f"{where}: each member needs 'file' and 'sha256'")
-        _check_member_name(member["file"], where.parent)
     try:
-        check_inference_options(meta)
+        check_metadata(meta)
     except ValueError as exc:
         raise BundleError(f"{where}: {exc}") from None
 

@@ -8,7 +8,7 @@ import json
 import shlex
 import sys
 
-from ..bundle import DEFAULT_INPUT_DOMAIN, INPUT_DOMAINS
+from ..bundle_schema import DEFAULT_INPUT_DOMAIN, INPUT_DOMAINS
 from ..errors import InfantTissueError
 from ._common import ExitCode, error, parse_args, setup_logging
 

@@ -6,7 +6,7 @@ One JSON object per session, written next to the volume table by the QC node::
       "Verdict": "pass" | "warn" | "fail",
       "Reasons": ["one sentence per metric outside its range", ...],
       "Metrics": {"disagreement_mean": 0.04, ..., "window_coverage": 1.0},
-      "Thresholds": {"disagreement_mean": {"warn": [null, 0.08], "fail": [null, 0.15]}, ...},
+      "Thresholds": {"disagreement_mean": {"warn": [null, 0.13], "fail": [null, 0.25]}, ...},
       "AgeMonths": 6.0, "NormsSource": "...", "Members": 10, "InferenceMode": "faithful",
       "Subject": "01", "Session": null
     }

@@ -19,13 +19,8 @@ from typing import Any
 import torch
 
 from .._types import VIEWS
-from ..bundle import (
-    DEFAULT_INPUT_DOMAIN,
-    Bundle,
-    BundleError,
-    default_metadata,
-    save_bundle,
-)
+from ..bundle import Bundle, BundleError, default_metadata, save_bundle
+from ..bundle_schema import DEFAULT_INPUT_DOMAIN
 from ..nn import fuse_model, size_multiple, spatial_dimensions
 from ..nn.fusion import fusion_error
 from .backbones import bundle_defaults

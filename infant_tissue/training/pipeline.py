@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..bundle import DEFAULT_INPUT_DOMAIN
+from ..bundle_schema import DEFAULT_INPUT_DOMAIN
 from ..errors import ExitCode, InfantTissueError, InputNotFoundError
 from ..inference.devices import resolve_device
 from ..nn import build_model

@@ -1,10 +1,11 @@
-"""The inference options a bundle's ``model.json`` may declare, and their check.
+"""What a bundle's ``model.json`` may hold, and its check.
 
-Besides the architecture and the members, a bundle says what the engine must honour for its
-network: ``dimensions`` (2-D bundles also ``views`` and ``view_weights``), the
+The format and its version, the architecture, classes, modalities and members (safe file names
+and their sha256), the ``input_domain`` the networks were trained on, and what the engine must
+honour for the network: ``dimensions`` (2-D bundles also ``views`` and ``view_weights``), the
 ``normalisation.method``, seed 001's ``postprocess`` and a ``first_stage`` sub-bundle.
-:func:`check_inference_options` raises a ``ValueError`` whose message
-:func:`infant_tissue.bundle.load_bundle` prefixes with the file.
+:func:`check_metadata` raises a ``ValueError`` whose message :mod:`infant_tissue.bundle`
+prefixes with the file.
 """
 
 from __future__ import annotations
@@ -15,10 +16,48 @@ from typing import Any
 
 from ._types import NORMALISATIONS, VIEWS
 
+BUNDLE_FORMAT = "infant-tissue-bundle"
+BUNDLE_FORMAT_VERSION = 1
+#: Member files: plain names inside the bundle folder.
+MEMBER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*\.safetensors$")
+#: What a bundle's networks were trained on, recorded as ``input_domain`` in ``model.json``:
+#: ``cerebrum`` (iSeg-style images without cerebellum and brain stem: every imported Keras
+#: ensemble) or ``whole-brain``. Bundles older than the key are iSeg-trained: ``cerebrum``.
+INPUT_DOMAINS = ("cerebrum", "whole-brain")
+DEFAULT_INPUT_DOMAIN = "cerebrum"
 #: A first-stage bundle lives in a sub-folder of the bundle with a plain name.
 STAGE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 #: Keys of a bundle's ``postprocess`` option (arguments of inference.postprocess.postprocess).
 POSTPROCESS_KEYS = ("largest_component", "min_island", "holes", "connectivity")
+
+
+def check_metadata(meta: Mapping[str, Any]) -> None:
+    """Raise ``ValueError`` for the first thing wrong in a bundle's metadata."""
+    for key in ("architecture", "classes", "input_modalities", "members"):
+        if key not in meta:
+            raise ValueError(f"missing key {key!r}")
+    if meta.get("format") != BUNDLE_FORMAT:
+        raise ValueError(f"not an {BUNDLE_FORMAT} (format={meta.get('format')!r})")
+    if meta.get("format_version", 0) > BUNDLE_FORMAT_VERSION:
+        raise ValueError(
+            f"bundle format version {meta['format_version']} is newer than this software "
+            f"understands ({BUNDLE_FORMAT_VERSION}); upgrade infant-tissue"
+        )
+    domain = meta.get("input_domain", DEFAULT_INPUT_DOMAIN)
+    if domain not in INPUT_DOMAINS:
+        raise ValueError(f"input_domain must be one of {', '.join(INPUT_DOMAINS)}, not {domain!r}")
+    members = meta["members"]
+    if not isinstance(members, list) or not members:
+        raise ValueError("'members' must be a non-empty list")
+    for member in members:
+        if not isinstance(member, dict) or "file" not in member or "sha256" not in member:
+            raise ValueError("each member needs 'file' and 'sha256'")
+        name = member["file"]
+        # Member names come from a file a user may have downloaded: refuse anything that could
+        # point outside the bundle folder.
+        if not isinstance(name, str) or not MEMBER_NAME.match(name) or ".." in name:
+            raise ValueError(f"unsafe member file name {name!r}")
+    check_inference_options(meta)
 
 
 def check_inference_options(meta: Mapping[str, Any]) -> None:
