@@ -59,6 +59,13 @@ def resolve_device(device: DeviceSpec | torch.device = "auto") -> torch.device:
     return torch.device("cuda", index)
 
 
+def check_batch_size(batch_size: int | None) -> int | None:
+    """``None`` (automatic) or a positive integer; anything else is a ``ValueError``."""
+    if batch_size is not None and (int(batch_size) != batch_size or batch_size < 1):
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    return batch_size
+
+
 def check_precision(precision: Precision, device: torch.device) -> Precision:
     """Validate ``precision``; fp16/bf16 on the CPU are allowed but logged as slow there."""
     if precision not in PRECISIONS:

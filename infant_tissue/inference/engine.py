@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .devices import check_precision, precision_context
+from .devices import check_batch_size, check_precision, precision_context
 from .progress import Progress
 
 LOGGER = logging.getLogger(__name__)
@@ -83,8 +83,7 @@ class SlidingWindowInferer:
         transfer: str | None = None,
         window_transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> None:
-        if batch_size is not None and (int(batch_size) != batch_size or batch_size < 1):
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        check_batch_size(batch_size)
         if transfer not in (None, "slice", "index"):
             raise ValueError(f"transfer must be 'slice' or 'index', got {transfer!r}")
         self.device = device

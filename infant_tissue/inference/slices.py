@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._types import VIEWS
-from .devices import check_precision, num_threads, precision_context
+from .devices import check_batch_size, check_precision, num_threads, precision_context
 from .modes import InferenceMode, parse_mode
 from .postprocess import postprocess as clean_labels
 from .preprocess import check_pair, normalise
@@ -91,8 +91,7 @@ class SliceInferer:
         precision: str = "fp32",
         channels_last: bool | None = None,
     ) -> None:
-        if batch_size is not None and (int(batch_size) != batch_size or batch_size < 1):
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        check_batch_size(batch_size)
         if int(getattr(network, "dimensions", 3)) != 2:
             raise ValueError(f"{type(network).__name__} is not a 2-D network")
         self.device = device
