@@ -178,3 +178,14 @@ def test_2d_bundle_validation(tmp_path):
             ),
             member_info=[{"view": "axial"}],
         )
+
+
+@pytest.mark.parametrize("bad", [0, -2, 1.5])
+def test_both_engines_refuse_a_bad_batch_size(bad):
+    from infant_tissue.inference.engine import SlidingWindowInferer
+    from infant_tissue.inference.slices import SliceInferer
+
+    net = torch.nn.Conv3d(2, 4, 1)
+    for engine in (SlidingWindowInferer, SliceInferer):
+        with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+            engine(net, torch.device("cpu"), batch_size=bad)
